@@ -1,0 +1,280 @@
+# st87: secure sockets on the module's IP stack (context 5).
+# MIT license; Copyright (c) 2026 st87 developers
+
+# The module does the TCP and the TLS; the host sees a socket id. Lifecycle:
+#   CLOSED -> CREATED -> CONNECTING -> CONNECTED -> CLOSING -> CLOSED
+# and FAILED when the peer closes (#SOCKETCLOSED) or the module reboots. Every way out of
+# CONNECTING or CONNECTED frees the module's socket (AT#SOCKETCLOSE), so ids never leak.
+#
+# Receiving: the module announces each received frame with "#IPRECV: 5,<sock>"; one
+# AT#IPREAD returns one frame, length-framed, which is copied straight into the caller's
+# buffer. Bytes beyond the caller's buffer wait in a per-socket spill buffer for the next read.
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    from .at import const
+
+from .at import ticks_add, ticks_diff, ticks_ms
+from .errors import ATError, ATTimeout, ModemError
+
+TCP = const(0)
+UDP = const(1)
+
+CLOSED = const(0)
+CREATED = const(1)
+CONNECTING = const(2)
+CONNECTED = const(3)
+CLOSING = const(4)
+FAILED = const(5)
+
+_SEND_MAX = const(1400)  # bytes per AT#IPSENDTCP (PROTOCOL.md section 5)
+_FRAME_MAX = const(1500)  # the largest frame one AT#IPREAD may return
+_PROBE_MS = const(2000)  # with no #IPRECV for this long, read anyway (a URC may be lost)
+_CME_NO_SOCKET = const(2104)
+_HOST_MAX = const(253)
+
+
+class Socket:
+    # Options, in the module's own terms (AT#SOCKETCREATE):
+    #   local_port:   0 lets the module choose.
+    #   send_timeout, recv_timeout: the module's timeouts, seconds.
+    #   urc:          1 announces frames without their length (as in the note), 2 with it.
+    #   connect_timeout_ms: the host's wait for AT#TCPCONNECT, TLS handshake included.
+    def __init__(
+        self,
+        modem,
+        proto,
+        sec_id=None,
+        *,
+        local_port=0,
+        send_timeout=60,
+        recv_timeout=60,
+        urc=1,
+        connect_timeout_ms=90000,
+    ):
+        if proto != TCP:
+            # TODO: UDP sockets and DTLS (AT#DTLSCONNECT with a Connection ID, AT#IPSENDUDP).
+            raise ValueError("only TCP sockets are supported")
+        if sec_id is not None:
+            modem.tls._check_id(sec_id)
+        _check_int("local_port", local_port, 0, 65535)
+        _check_int("send_timeout", send_timeout, 1, 3600)
+        _check_int("recv_timeout", recv_timeout, 1, 3600)
+        _check_int("urc", urc, 1, 2)
+        self._modem = modem
+        self._ch = modem.channel
+        self.sec_id = sec_id
+        self.state = CLOSED
+        self.id = None
+        self._pending = 0  # frames announced by #IPRECV and not read yet
+        self._peer_gone = False
+        self._timeout_ms = None  # None: block; see settimeout()
+        self._connect_ms = connect_timeout_ms
+        self._create = b"".join(
+            (
+                b"AT#SOCKETCREATE=5,0,TCP,",
+                str(local_port).encode(),
+                b",",
+                str(send_timeout).encode(),
+                b",",
+                str(recv_timeout).encode(),
+                b",",
+                str(urc).encode(),
+                b"" if sec_id is None else b"," + str(sec_id).encode(),
+            )
+        )
+        self._io_ms = (send_timeout + 5) * 1000
+        self._spill = None  # allocated on the first frame larger than a caller's buffer
+        self._spill_at = 0
+        self._spill_end = 0
+        self._dest_obj = None  # the caller's last buffer and its memoryview, reused
+        self._dest = None
+        self._send_n = -1
+        self._send_cmd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def settimeout(self, seconds):
+        self._timeout_ms = None if seconds is None else int(seconds * 1000)
+
+    # Create the module's socket and connect it; with a security profile the module runs the
+    # TLS handshake before it answers. On any failure the module's socket is freed and the
+    # error (ATError, ATTimeout) is raised.
+    def connect(self, address):
+        host, port = address
+        host = _check_host(host)
+        _check_int("port", port, 1, 65535)
+        if self.state != CLOSED:
+            raise ModemError("socket already used")
+        ch = self._ch
+        for line in ch.command(self._create, 10000, b"#SOCKETCREATE:"):
+            self.id = int(line[line.find(b":") + 1 :])
+        if self.id is None:
+            raise ModemError("AT#SOCKETCREATE gave no socket id")
+        self._modem._sockets[self.id] = self
+        self.state = CREATED
+        sid = str(self.id).encode()
+        try:
+            self.state = CONNECTING
+            ch.command(
+                b"AT#TCPCONNECT=5," + sid + b"," + host + b"," + str(port).encode(),
+                self._connect_ms,
+                b"#TCPCONNECT:",
+            )
+        except BaseException:
+            self._free()
+            self.state = CLOSED
+            raise
+        self.state = CONNECTED
+        self._read_cmd = b"AT#IPREAD=5," + sid + b"\r"
+        self._send_head = b"AT#IPSENDTCP=5," + sid + b",1,"
+
+    def _check_open(self):
+        if self.state != CONNECTED:
+            if self.state == FAILED:
+                raise ModemError("socket closed by the peer or by a module reboot")
+            raise ModemError("socket not connected")
+
+    # Send up to 1400 bytes with the binary data type; returns the count sent.
+    def send(self, data):
+        self._check_open()
+        n = len(data)
+        if n == 0:
+            return 0
+        if n > _SEND_MAX:
+            n = _SEND_MAX
+            data = memoryview(data)[:n]
+        if n != self._send_n:
+            self._send_cmd = self._send_head + str(n).encode() + b"\r"
+            self._send_n = n
+        self._ch.send_binary(self._send_cmd, b"AT#IPSENDTCP", data, self._io_ms)
+        return n
+
+    # Send all of data, in as many sends as it takes.
+    def write(self, data):
+        mv = memoryview(data)
+        i = 0
+        while i < len(mv):
+            i += self.send(mv[i:] if i else data)
+        return i
+
+    # Read the next received bytes into buf; returns the count, 0 at end of stream (the peer
+    # closed and everything was read). Blocks up to the timeout set by settimeout (forever
+    # by default) and raises ATTimeout when it passes.
+    def readinto(self, buf, nbytes=None):
+        if buf is not self._dest_obj:
+            self._dest_obj = buf
+            self._dest = memoryview(buf)
+        dest = self._dest
+        if nbytes is not None and nbytes < len(dest):
+            dest = dest[:nbytes]
+        if not len(dest):
+            return 0
+
+        # Bytes left over from a frame larger than the previous buffer come first.
+        if self._spill_at < self._spill_end:
+            k = min(len(dest), self._spill_end - self._spill_at)
+            dest[0:k] = self._spill[self._spill_at : self._spill_at + k]
+            self._spill_at += k
+            return k
+
+        if self.state != CONNECTED and not self._pending:
+            if self.state == FAILED:
+                return 0
+            raise ModemError("socket not connected")
+        if self._spill is None:
+            self._spill = memoryview(bytearray(_FRAME_MAX))
+
+        deadline = None if self._timeout_ms is None else ticks_add(ticks_ms(), self._timeout_ms)
+        while True:
+            if not self._pending:
+                self._wait(deadline)
+            n = self._ch.transact(
+                self._read_cmd, b"AT#IPREAD", b"#IPREAD:", self._io_ms, (dest, self._spill)
+            )
+            if n == 0:
+                # Nothing queued: the announcement count was off (or this was a probe).
+                self._pending = 0
+                if self.state == FAILED:
+                    return 0
+                continue
+            if self._pending:
+                self._pending -= 1
+            if n > len(dest):
+                self._spill_at = 0
+                self._spill_end = n - len(dest)
+                return len(dest)
+            return n
+
+    # Wait for an #IPRECV (or the peer's close). After _PROBE_MS without one, return anyway so
+    # the caller reads: a lost URC must not hang the socket.
+    def _wait(self, deadline):
+        probe = ticks_add(ticks_ms(), _PROBE_MS)
+        while not self._pending and self.state == CONNECTED:
+            now = ticks_ms()
+            if deadline is not None and ticks_diff(deadline, now) <= 0:
+                raise ATTimeout("recv timed out")
+            if ticks_diff(probe, now) <= 0:
+                return
+            step = ticks_diff(probe, now)
+            if deadline is not None:
+                step = min(step, ticks_diff(deadline, now))
+            self._modem.poll(step)
+
+    def recv(self, n):
+        buf = bytearray(n)
+        k = self.readinto(buf)
+        return bytes(buf) if k == n else bytes(buf[:k])
+
+    read = recv
+
+    # Free the module's socket. Safe to call in any state, more than once.
+    def close(self):
+        if self.id is not None:
+            self.state = CLOSING
+            self._free()
+        self.state = CLOSED
+        self._pending = 0
+
+    def _free(self):
+        sid = self.id
+        self.id = None
+        self._modem._sockets.pop(sid, None)
+        try:
+            self._ch.command(b"AT#SOCKETCLOSE=5," + str(sid).encode(), 10000)
+        except ATError as e:
+            if e.code != _CME_NO_SOCKET:
+                raise
+
+    # Called by the modem's URC handlers.
+    def _peer_closed(self):
+        self._peer_gone = True
+        if self.state == CONNECTED:
+            self.state = FAILED
+
+    def _gone(self):
+        self.id = None
+        self.state = FAILED
+        self._pending = 0
+
+
+def _check_int(what, v, lo, hi):
+    if not isinstance(v, int) or v < lo or v > hi:
+        raise ValueError("{} must be an int in {}..{}".format(what, lo, hi))
+
+
+# A host name or IP address as bytes, refused if the module could not take it as a parameter.
+def _check_host(host):
+    if isinstance(host, str):
+        host = host.encode()
+    if not isinstance(host, (bytes, bytearray)) or not 0 < len(host) <= _HOST_MAX:
+        raise ValueError("host must be a name or address of 1..253 characters")
+    for c in host:
+        if c <= 32 or c > 126 or c == 44 or c == 34:  # controls, space, ',', '"'
+            raise ValueError("host has a character the module cannot take")
+    return bytes(host)
