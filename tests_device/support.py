@@ -1,0 +1,62 @@
+# Shared pieces of the device tests: where the module is, and real TLS peers.
+#
+# On the unix port the module is st87-sim behind a pty (ST87_PORT, set by tests_device/run.py).
+# On a board, target_wiring.py (not in the repository) gives make_uart() for the real UART, and
+# the tests that need a peer on this machine print SKIP.
+
+import os
+
+try:
+    import target_wiring
+except ImportError:
+    target_wiring = None
+
+PORT = os.getenv("ST87_PORT")
+PYTHON = os.getenv("ST87_PYTHON")
+PEERCTL = os.getenv("ST87_PEERCTL")
+PEERDIR = os.getenv("ST87_PEERDIR") or "/tmp"
+
+_n = [0]
+
+
+def make_uart():
+    if target_wiring is not None:
+        return target_wiring.make_uart()
+    from st87.unix import UART
+
+    return UART(PORT)
+
+
+def hex_of(data):
+    import binascii
+
+    return binascii.hexlify(data).decode()
+
+
+def random_psk():
+    return os.urandom(32)
+
+
+# Start `openssl s_server` for TLS 1.2 PSK on 127.0.0.1 with a free port (through peerctl, a
+# CPython helper), and return (port, handle); stop_peer(handle) stops it.
+def start_psk_peer(psk, identity, cipher="PSK-AES128-GCM-SHA256"):
+    if not (PYTHON and PEERCTL):
+        raise RuntimeError("no peer control: run through tests_device/run.py")
+    _n[0] += 1
+    handle = "{}/peer-{}-{}".format(PEERDIR, hex_of(os.urandom(4)), _n[0])
+    cmd = "{} {} start --state {} --psk {} --identity {} --cipher {}".format(
+        PYTHON, PEERCTL, handle, hex_of(psk), identity, cipher
+    )
+    if os.system(cmd) != 0:
+        raise RuntimeError("peer did not start")
+    with open(handle + ".port") as f:
+        return int(f.read()), handle
+
+
+def stop_peer(handle):
+    os.system("{} {} stop --state {}".format(PYTHON, PEERCTL, handle))
+
+
+# The module's open sockets, as listed by AT#SOCKETCREATE?.
+def open_sockets(modem):
+    return [ln for ln in modem.command("AT#SOCKETCREATE?") if ln.startswith(b"#SOCKETCREATE:")]
