@@ -53,7 +53,13 @@ def run_file(path, workdir, heap):
     )
     try:
         proc = subprocess.run(
-            [tool("micropython"), "-X", f"heapsize={heap}", path],
+            [
+                tool("micropython"),
+                "-X",
+                f"heapsize={heap}",
+                os.path.join(HERE, "main_runner.py"),
+                os.path.basename(path)[:-3],
+            ],
             env=env,
             capture_output=True,
             timeout=300,

@@ -462,12 +462,13 @@ class Channel:
                 elif self._is(s, e, b"OK") and marker:
                     self._t(RX, b"OK")
                     return
-                elif buf[s] == _PLUS or buf[s] == _HASH:
-                    if not buf.startswith(b"+CME ERROR", s):
-                        self._dispatch(s, e)
-                        continue
-                    self._t(DROP, bytes(self._mv[s:e]))
+                elif buf.startswith(b"+CME ERROR", s) or self._is(s, e, b"ERROR"):
+                    self._t(RX, bytes(self._mv[s:e]))
                     break  # e.g. 1120 while booting: ask again
+                elif buf[s] == _PLUS or buf[s] == _HASH:
+                    self._dispatch(s, e)
+                elif buf.startswith(b"AT", s):
+                    self._t(RX, bytes(self._mv[s:e]))  # the echo, before ATE0
                 else:
                     self.dropped += 1
                     self._t(DROP, bytes(self._mv[s:e]))
