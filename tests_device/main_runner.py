@@ -4,7 +4,6 @@
 # code 1 even on success; this maps it to 0 or 1.
 
 import sys
-
 import unittest
 
 module = __import__(sys.argv[1])

@@ -1,0 +1,169 @@
+# The emulated module's view of the network: a loopback-only policy with explicit routes and
+# a local DNS table, and connected sockets with a reader thread each.
+#
+# Safety: nothing here ever resolves a name through the host's resolver or connects to an
+# address outside 127.0.0.0/8 and ::1. An AT command naming anything else (the application
+# note uses 192.168.21.4) is refused unless a route maps it onto a loopback address.
+
+import ipaddress
+import logging
+import socket
+import threading
+
+from . import engine
+
+log = logging.getLogger("st87sim.net")
+
+_RECV_CHUNK = 16384
+
+
+class Refused(Exception):
+    pass
+
+
+def is_loopback(host):
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def ip_literal(host):
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
+
+
+# "host:port", "[v6]:port" or a (host, port) tuple -> (host, int port).
+def parse_hostport(spec):
+    if not isinstance(spec, str):
+        host, port = spec
+        return str(host), int(port)
+    if spec.startswith("["):
+        host, sep, port = spec[1:].partition("]:")
+    else:
+        host, sep, port = spec.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"{spec!r}: expected HOST:PORT")
+    return host, int(port)
+
+
+class NetPolicy:
+    # routes: {"192.168.21.4:4433": ("127.0.0.1", 5555)} (keys and values may also be
+    # tuples or "HOST:PORT" strings; a key may be a name). dns: {"name": "127.0.0.1"}.
+    def __init__(self, routes=None, dns=None):
+        self.routes = {}
+        for key, target in (routes or {}).items():
+            host, port = parse_hostport(key)
+            to_host, to_port = parse_hostport(target)
+            if not is_loopback(to_host):
+                raise ValueError(
+                    f"route {host}:{port}: target {to_host} is not a loopback address"
+                )
+            self.routes[(self._key(host), port)] = (ip_literal(to_host), to_port)
+        self.dns = {}
+        for name, ip in (dns or {}).items():
+            if ip_literal(ip) is None:
+                raise ValueError(f"DNS entry {name!r}: {ip!r} is not an IP address")
+            self.dns[name.lower()] = ip_literal(ip)
+
+    @staticmethod
+    def _key(host):
+        return ip_literal(host) or host.lower()
+
+    # AT#DNS answers only when a table was configured (the model of a saved DNS server).
+    def has_dns(self):
+        return bool(self.dns)
+
+    # Name -> IP from the table; "localhost" always resolves.
+    def lookup(self, name):
+        name = name.lower()
+        if name in self.dns:
+            return self.dns[name]
+        if name == "localhost":
+            return "127.0.0.1"
+        return None
+
+    # Where a connection to host:port really goes, or Refused with the reason.
+    def target(self, host, port):
+        routed = self.routes.get((self._key(host), port))
+        if routed:
+            return routed
+        ip = ip_literal(host) or self.lookup(host)
+        if ip is None:
+            raise Refused(f"{host}: not an address and not in the DNS table")
+        routed = self.routes.get((ip, port))
+        if routed:
+            return routed
+        if not is_loopback(ip):
+            raise Refused(f"{host} ({ip}) is not loopback and no route maps {ip}:{port}")
+        return ip, port
+
+
+# A TCP connection to a loopback peer. The reader thread hands each received chunk of
+# application data to on_data(bytes), and the end of the stream to on_closed(reason); both
+# run on the reader thread.
+class Connection:
+    def __init__(self, sock, link, on_data, on_closed):
+        self.sock = sock
+        self.link = link
+        self._on_data = on_data
+        self._on_closed = on_closed
+        self._closing = False
+        self._thread = threading.Thread(target=self._read_loop, name="st87sim-sock", daemon=True)
+
+    # Connect to ip:port (already mapped by NetPolicy.target) and, with credentials, run the
+    # TLS handshake. Raises OSError or engine.HandshakeError.
+    @classmethod
+    def open(cls, ip, port, *, creds, server_name, timeout_s, on_data, on_closed):
+        if not is_loopback(ip):
+            # The policy already refused this; the check stays here so that no caller can
+            # ever get a non-loopback connection out of this module.
+            raise Refused(f"{ip} is not loopback")
+        sock = socket.create_connection((ip, port), timeout=timeout_s)
+        try:
+            sock.settimeout(None)
+            if creds is not None:
+                link = engine.tls_client(sock, creds, server_name, timeout_s)
+            else:
+                link = engine.PlainLink(sock)
+        except BaseException:
+            sock.close()
+            raise
+        conn = cls(sock, link, on_data, on_closed)
+        conn._thread.start()
+        return conn
+
+    def send(self, data):
+        self.link.send(data)
+
+    def close(self):
+        if self._closing:
+            return
+        self._closing = True
+        self.link.shutdown()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=2)
+        self.sock.close()
+
+    def _read_loop(self):
+        reason = "peer closed"
+        try:
+            while True:
+                raw = self.sock.recv(_RECV_CHUNK)
+                if not raw:
+                    break
+                data = self.link.decode(raw)
+                if data and not self._closing:
+                    self._on_data(data)
+        except engine.LinkClosed as exc:
+            reason = f"TLS: {exc}"
+        except OSError as exc:
+            reason = f"socket error: {exc}"
+        if not self._closing:
+            self._on_closed(reason)
