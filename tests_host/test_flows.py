@@ -5,6 +5,7 @@
 import io
 import os
 import sys
+import time
 import types
 from contextlib import redirect_stdout
 
@@ -12,7 +13,7 @@ import pytest
 from peers import OpenSSLServer
 
 import st87
-from st87sim import FakeUART, Module
+from st87sim import FakeUART, FirmwareProfile, Module
 
 IDENTITY = "Client_identity"
 PSK = bytes.fromhex("8bf49643a691b9835a79c7c2a2de44ac0a4e2f1ec816c3ad1cea92a64d3127aa")
@@ -205,3 +206,53 @@ def test_main_py_on_cpython_with_machine_injected(state, psk_server, monkeypatch
     replies = [ln for ln in text.splitlines() if ln.startswith("reply: ")]
     assert len(replies) == 2 and replies[0].startswith("reply: ") and "=sm_emitpu" in replies[0]
     assert PSK.hex() not in text.lower()
+
+
+# The driver must work with every firmware variant PROTOCOL.md lists (section 7), and with
+# every reply cut into single bytes.
+@pytest.mark.parametrize(
+    "profile, options, sec_id",
+    [
+        ("default", {"chunk": 1}, 0),
+        ("fw31-alt", {}, 1),  # echo off, no CFUN gate, ids 1..9, short #IPREAD trailer
+        ("fast", {"boot_noise": b"\x00\xfe\xff\x13"}, 15),
+    ],
+)
+def test_session_on_every_firmware_variant(state, psk_server, profile, options, sec_id):
+    module = Module(FirmwareProfile.named(profile), state_path=state, **options)
+    lo, hi = module.profile.sec_ids[0], module.profile.sec_ids[-1]
+    modem = st87.Modem(FakeUART(module, timeout=20), sec_ids=(lo, hi))
+    modem.start(timeout_ms=10000)
+    modem.tls.add_psk(sec_id, PSK, IDENTITY)
+    modem.tls.save()
+    modem.attach(timeout_ms=10000)
+    with modem.socket(st87.TCP, sec_id=sec_id) as sock:
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", psk_server.port))
+        sock.write(b"abc\r\nOK\r\n\n")
+        got = b""
+        while got.count(b"\n") < 3:
+            got += sock.recv(64)
+    assert got == b"cba\nKO\n\n"  # s_server strips the CR before reversing
+    assert module.open_sockets() == []
+    module.close()
+
+
+def test_sleeping_module_loses_no_command(state):
+    # The module sleeps after 1 s without traffic and swallows the first command it gets.
+    profile = FirmwareProfile.named("sleepy").replace(sleep_hold_s=1.0)
+    module = Module(profile, state_path=state)
+    modem = st87.Modem(FakeUART(module, timeout=20), idle_probe_ms=500)
+    modem.start(timeout_ms=10000)
+    time.sleep(2.0)
+    assert module.state == "asleep"
+    assert modem.command("ATI", timeout_ms=1000) == [b"ST87M01"]
+
+    # Without the probe the first command after sleep is lost, and only the resync after the
+    # timeout brings the channel back.
+    modem.channel.idle_probe_ms = None
+    time.sleep(2.0)
+    with pytest.raises(st87.ATTimeout):
+        modem.command("ATI", timeout_ms=500)
+    assert modem.command("ATI", timeout_ms=1000) == [b"ST87M01"]
+    module.close()

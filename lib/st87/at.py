@@ -124,6 +124,11 @@ class Channel:
         self._hexmv = memoryview(self._hex)
         self._urcs = []  # (prefix, handler(buf, start, end)) in registration order
         self.dirty = False  # a command timed out: resync before the next one
+
+        # A sleeping module loses the first command it is sent. After this long without a
+        # command, the next one is preceded by a probe (resync) that wakes it; None: never.
+        self.idle_probe_ms = None
+        self._last_cmd = ticks_ms()
         self.dropped = 0  # lines dropped (unknown URCs, over-long lines), for diagnostics
 
         # The command in flight, for echo detection and error messages.
@@ -353,6 +358,10 @@ class Channel:
     # --- writing ---------------------------------------------------------------------------
 
     def _begin(self, name, redacted=None):
+        now = ticks_ms()
+        if self.idle_probe_ms is not None and ticks_diff(now, self._last_cmd) > self.idle_probe_ms:
+            self.dirty = True
+        self._last_cmd = now
         if self.dirty:
             self.resync()
         self._name = name

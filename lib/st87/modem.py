@@ -37,6 +37,8 @@ class Modem:
     #            lines of certificates and CSRs are the longest).
     # line_cap:  the firmware's command line cap; longer commands are refused before sending.
     # sec_ids:   (first, last) security profile ids the firmware accepts.
+    # idle_probe_ms: after this long without a command, probe before the next one, because a
+    #            module that went to sleep loses the first command (None: sleep is off).
     def __init__(
         self,
         uart,
@@ -47,8 +49,10 @@ class Modem:
         rxbuf=1024,
         line_cap=1600,
         sec_ids=(0, 15),
+        idle_probe_ms=5000,
     ):
         self.channel = Channel(uart, trace, rxbuf)
+        self.channel.idle_probe_ms = idle_probe_ms
         self._reset_pin = reset_pin
         self._wake_pin = wake_pin
         self.line_cap = line_cap
