@@ -15,6 +15,7 @@ try:
 except ImportError:  # CPython
     from .at import const
 
+from . import der
 from .at import field_int
 from .errors import ATError, ModemError, ModemRebooted
 
@@ -28,23 +29,189 @@ _REBOOT_MS = const(5000)
 # What the listing calls each credential, by AT#TLSCERTADD <type>.
 _CERT_KINDS = ("cert", "ca", "identity")
 
+# The ITS element a plan step fills: an imported or generated private key takes the key slot.
+_SLOT = {"generate": "key"}
+# A PSK and a private key share one slot: a profile holds one or the other.
+_SHARED = {"key": "psk", "psk": "key"}
+
+
+# One command of a provisioning plan: the command line up to its data (head), the credential
+# bytes that follow it as hex (data, or None), and whether they are secret (traces then show
+# their length only).
+class Step:
+    def __init__(self, sec_id, kind, head, data=None, secret=False):
+        self.sec_id = sec_id
+        self.kind = kind  # "ca", "key", "generate", "cert", "psk", "identity"
+        self.head = head
+        self.data = data
+        self.secret = secret
+
+    def length(self):
+        return len(self.head) + (2 * len(self.data) if self.data else 0)
+
+    # The module silently ignores a line over its cap: refuse it here instead.
+    def check(self, line_cap):
+        if self.length() > line_cap:
+            raise ValueError(
+                "{} line would be {} characters, over the module's cap of {}".format(
+                    self.kind, self.length(), line_cap
+                )
+            )
+
+    # The whole AT line (bytes, without CR), hex in upper case. For host tools that print or
+    # check lines; the driver itself streams the hex instead of building it.
+    def line(self):
+        if not self.data:
+            return self.head
+        import binascii
+
+        return self.head + binascii.hexlify(self.data).upper()
+
+    def __repr__(self):
+        # Never the data: it may be a key.
+        return "<Step {} {} {} bytes>".format(
+            self.kind, self.head.decode(), len(self.data) if self.data else 0
+        )
+
+
+# The commands that provision profile sec_id with the given credentials, checked and in the
+# order the module needs: CA, private key (imported or generated), client certificate, PSK,
+# PSK identity. Nothing is sent; Modem.tls.write() sends a plan and Modem.tls.budget() checks
+# it against the ITS. Runs on CPython too (st87-cred uses it).
+#   ca, cert: DER, PEM or hex          key: SEC1/PKCS#8 DER, PEM, or a 32-byte raw scalar
+#   generate: True to have the module make the key (curve selects it)
+#   psk: bytes or hex str              identity: bytes or str
+def plan(
+    sec_id,
+    *,
+    ca=None,
+    cert=None,
+    key=None,
+    generate=False,
+    curve=None,
+    psk=None,
+    identity=None,
+    sec_ids=(0, 15),
+    ca_curves=("secp256r1", "brainpoolP256r1"),
+    line_cap=1600,
+):
+    lo, hi = sec_ids
+    if not isinstance(sec_id, int) or not lo <= sec_id <= hi:
+        raise ValueError("sec_id must be an int in {}..{}".format(lo, hi))
+    if key is not None and generate:
+        raise ValueError("import a key or generate one, not both")
+    if (psk is None) != (identity is None):
+        raise ValueError("a PSK needs its identity, and an identity its PSK")
+    if psk is not None and (key is not None or generate):
+        raise ValueError("a profile holds a PSK or a private key, not both")
+    sid = str(sec_id).encode() + b","
+    steps = []
+    point = None
+
+    if ca is not None:
+        ca = der.to_der(ca, "CA certificate")
+        kind, name, _ = der.spki_curve(ca, *der.cert_spki(ca))
+        if kind != "EC" or name not in ca_curves:
+            raise ValueError(
+                "CA certificate has a {} key{}: the module takes {} roots only".format(
+                    kind, "" if kind != "EC" else " on " + name, " or ".join(ca_curves)
+                )
+            )
+        steps.append(Step(sec_id, "ca", b"AT#TLSCERTADD=" + sid + b"1," + _n(ca)))
+
+    if key is not None:
+        number, form, payload, point = der.ec_key(key, curve)
+        t = str(128 | (number << 2)).encode()
+        flag = b",2,2," if form == "sec1" else b",2,6,"
+        steps.append(
+            Step(sec_id, "key", b"AT#TLSKEYADD=" + sid + t + flag + _n(payload), payload, True)
+        )
+    elif generate:
+        t = str(128 | (der.curve_number(curve or "secp256r1") << 2)).encode()
+        steps.append(Step(sec_id, "generate", b"AT#TLSKEYADD=" + sid + t + b",2,3,32"))
+
+    if cert is not None:
+        cert = der.to_der(cert, "client certificate")
+        s, e = der.cert_spki(cert)
+        kind, name, number = der.spki_curve(cert, s, e)
+        if number is None:
+            raise ValueError(
+                "client certificate key is {} {}: not one the module takes".format(
+                    kind, name or ""
+                )
+            )
+        if point is not None and der.spki_point(cert, s, e) != point:
+            raise ValueError("private key and client certificate do not match")
+        steps.append(Step(sec_id, "cert", b"AT#TLSCERTADD=" + sid + b"0," + _n(cert)))
+
+    if psk is not None:
+        psk = _as_key(psk)
+        steps.append(Step(sec_id, "psk", b"AT#TLSKEYADD=" + sid + b"1,2,4," + _n(psk), psk, True))
+        identity = _as_identity(identity)
+        steps.append(
+            Step(sec_id, "identity", b"AT#TLSCERTADD=" + sid + b"2," + _n(identity), identity)
+        )
+
+    # The certificates' own data: attached after the checks so errors stay short.
+    for step in steps:
+        if step.kind == "ca":
+            step.data = ca
+        elif step.kind == "cert":
+            step.data = cert
+        step.check(line_cap)
+    return steps
+
+
+# b"<len>," for a command head.
+def _n(data):
+    return str(len(data)).encode() + b","
+
+
+def _ids(steps):
+    out = []
+    for step in steps:
+        if step.sec_id not in out:
+            out.append(step.sec_id)
+    return out
+
+
+def _delete_cmd(sec_id, what):
+    sid = str(sec_id).encode()
+    if what in ("psk", "key"):
+        return b"AT#TLSKEYDEL=" + sid
+    return b"AT#TLSCERTDEL=" + sid + b"," + str(_CERT_KINDS.index(what)).encode()
+
+
+# The public key from the reply of AT#TLSKEYADD with "return the public key":
+#   #TLSKEYADD: 0,130,2,2,91
+#   3059301306072A8648CE3D0201...
+def _public_key(lines):
+    n = -1
+    for line in lines:
+        if line.startswith(b"#TLSKEYADD:"):
+            n = field_int(line, 0, len(line), 4)
+        elif n > 0:
+            spki = _unhex(line)
+            if len(spki) != n:
+                raise ModemError("public key length differs from the module's count")
+            return spki
+    return None
+
 
 class TLS:
     def __init__(self, modem):
         self._m = modem
+        # Curves the module's CA parser takes; firmware that also takes P-384 roots may
+        # extend this.
+        self.ca_curves = ("secp256r1", "brainpoolP256r1")
+
+    def _limits(self):
+        return {"sec_ids": self._m.sec_ids, "line_cap": self._m.line_cap}
 
     def _check_id(self, sec_id):
         lo, hi = self._m.sec_ids
         if not isinstance(sec_id, int) or not lo <= sec_id <= hi:
             raise ValueError("sec_id must be an int in {}..{}".format(lo, hi))
-
-    def _check_line(self, head, nbytes):
-        if len(head) + 2 * nbytes > self._m.line_cap:
-            raise ValueError(
-                "{} command would be {} characters, over the module's cap of {}".format(
-                    head[: head.find(b"=")].decode(), len(head) + 2 * nbytes, self._m.line_cap
-                )
-            )
 
     # --- what the module holds -------------------------------------------------------------
 
@@ -111,64 +278,123 @@ class TLS:
         self._m.set_cfun(4)
         self._m.state = PROVISIONING
 
-    # Plan a write of `kinds` into sec_id against what the module holds; raises before
-    # anything is sent if an element exists or the ITS has too few free files.
-    def _plan(self, sec_id, kinds):
-        listing = self.list()
-        held = [e[1] for e in listing if e[0] == sec_id]
-        for kind in kinds:
-            if kind in held or (kind == "psk" and "key" in held):
-                raise ModemError(
-                    "profile {} already holds a {}: delete it first".format(sec_id, kind)
-                )
-        need = len(kinds) + (0 if held else 1)
-        used, free = self.files(listing)
+    # Check a plan against what the module holds and return (files needed, files free).
+    # Raises ModemError before anything is sent if an element exists already or the ITS has
+    # too few free files.
+    def budget(self, steps, listing=None):
+        if listing is None:
+            listing = self.list()
+        for sec_id in _ids(steps):
+            held = [e[1] for e in listing if e[0] == sec_id]
+            for step in steps:
+                if step.sec_id != sec_id:
+                    continue
+                kind = _SLOT.get(step.kind, step.kind)
+                if kind in held or _SHARED.get(kind) in held:
+                    raise ModemError(
+                        "profile {} already holds a {}: delete it first".format(sec_id, kind)
+                    )
+        need = len(steps) + len([i for i in _ids(steps) if not [e for e in listing if e[0] == i]])
+        free = self.files(listing)[1]
         if need > free:
             raise ModemError(
-                "ITS full: profile {} needs {} files, {} of {} free".format(
-                    sec_id, need, free, _ITS_FILES
-                )
+                "ITS full: the plan needs {} files, {} of {} free".format(need, free, _ITS_FILES)
             )
+        return need, free
+
+    # Write a plan (see plan()) in its order, radio off. Returns the public key the module
+    # printed for an imported or generated key (SubjectPublicKeyInfo DER), else None. If a
+    # step fails, the elements this call wrote are deleted again and the error is raised:
+    # the profile is left as it was.
+    def write(self, steps):
+        for step in steps:
+            self._check_id(step.sec_id)
+            step.check(self._m.line_cap)
+        self.budget(steps)
+        self._provisioning()
+
+        ch = self._m.channel
+        done = []
+        public = None
+        try:
+            for step in steps:
+                lines = ch.command(step.head, _WRITE_MS, hexdata=step.data, secret=step.secret)
+                done.append(step)
+                if step.kind in ("key", "generate"):
+                    public = _public_key(lines)
+        except ATError:
+            for step in reversed(done):
+                self._delete(_delete_cmd(step.sec_id, _SLOT.get(step.kind, step.kind)))
+            raise
+        return public
+
+    # A plan for profile sec_id with this module's limits (see plan() below for the
+    # credentials it takes). budget(steps) says what it needs before write(steps) sends it.
+    def plan(self, sec_id, **credentials):
+        credentials.setdefault("ca_curves", self.ca_curves)
+        return plan(sec_id, **credentials, **self._limits())
 
     # Store a pre-shared key and its identity in profile sec_id.
     #   key:      the PSK as bytes (or a hex str), 1..32 bytes.
     #   identity: bytes or str, 1..128 bytes.
     # Uncommitted until save().
     def add_psk(self, sec_id, key, identity):
-        self._check_id(sec_id)
-        key = _as_key(key)
-        identity = _as_identity(identity)
-        sid = str(sec_id).encode()
-        key_cmd = b"AT#TLSKEYADD=" + sid + b",1,2,4," + str(len(key)).encode() + b","
-        id_cmd = b"AT#TLSCERTADD=" + sid + b",2," + str(len(identity)).encode() + b","
-        self._check_line(key_cmd, len(key))
-        self._check_line(id_cmd, len(identity))
-        self._plan(sec_id, ("psk", "identity"))
-        self._provisioning()
+        self.write(plan(sec_id, psk=key, identity=identity, **self._limits()))
 
-        ch = self._m.channel
-        ch.command(key_cmd, _WRITE_MS, hexdata=key, secret=True)
-        try:
-            ch.command(id_cmd, _WRITE_MS, hexdata=identity)
-        except ATError:
-            # Leave the profile as it was: take back the key written a moment ago.
-            self._delete(b"AT#TLSKEYDEL=" + sid)
-            raise
+    # Store the CA root that authenticates servers (DER, PEM or hex). Its key must be on a
+    # curve the module takes (ca_curves).
+    def add_ca(self, sec_id, cert):
+        self.write(plan(sec_id, ca=cert, ca_curves=self.ca_curves, **self._limits()))
+
+    # Store the client certificate (DER, PEM or hex); its key must match the profile's key.
+    def add_cert(self, sec_id, cert):
+        self.write(plan(sec_id, cert=cert, **self._limits()))
+
+    # Import an EC private key: SEC1 DER (sent as is), PKCS#8 DER (sent as its raw scalar), a
+    # 32-byte raw scalar (curve: "secp256r1" or "brainpoolP256r1"), or PEM of those. Returns
+    # the public key (SubjectPublicKeyInfo DER) the module derived from it.
+    def import_key(self, sec_id, key, curve=None):
+        return self.write(plan(sec_id, key=key, curve=curve, **self._limits()))
+
+    # Have the module generate a key pair in Flash; returns its public key (SPKI DER). The
+    # private key never leaves the module; sign_csr() gets a CSR for it.
+    def generate_key(self, sec_id, curve="secp256r1"):
+        return self.write(plan(sec_id, generate=True, curve=curve, **self._limits()))
+
+    # Have the module sign a CSR with the profile's private key. The module keeps the dummy
+    # CSR's subject, puts the profile's public key in and signs it; returns that CSR (DER).
+    #   AT#TLSCERTSIGN=0,128,269,<hex> -> "#TLSCERTSIGN: 0,128,<n>" then the CSR in hex
+    def sign_csr(self, sec_id, csr):
+        self._check_id(sec_id)
+        csr = der.to_der(csr, "CSR")
+        head = b"AT#TLSCERTSIGN=" + str(sec_id).encode() + b",128," + str(len(csr)).encode()
+        head += b","
+        if len(head) + 2 * len(csr) > self._m.line_cap:
+            raise ValueError("CSR line would be over the module's cap")
+        lines = self._m.channel.command(head, _WRITE_MS, hexdata=csr)
+        n = -1
+        for line in lines:
+            if line.startswith(b"#TLSCERTSIGN:"):
+                n = field_int(line, 0, len(line), 2)
+            elif n > 0:
+                signed = _unhex(line)
+                if len(signed) != n:
+                    raise ModemError("signed CSR length differs from the module's count")
+                return der.to_der(signed, "signed CSR")
+        raise ModemError("AT#TLSCERTSIGN returned no CSR")
 
     # Delete from profile sec_id: everything (what=None), or one of "psk"/"key" (the key
     # slot), "cert", "ca", "identity". Missing elements are not an error.
     def delete(self, sec_id, what=None):
         self._check_id(sec_id)
-        sid = str(sec_id).encode()
         if what is not None and what not in ("psk", "key") + _CERT_KINDS:
             raise ValueError("what must be None, psk, key, cert, ca or identity")
         self._provisioning()
-        if what in (None, "psk", "key"):
-            self._delete(b"AT#TLSKEYDEL=" + sid)
         if what is None:
-            self._delete(b"AT#TLSCERTDEL=" + sid)
-        elif what in _CERT_KINDS:
-            self._delete(b"AT#TLSCERTDEL=" + sid + b"," + str(_CERT_KINDS.index(what)).encode())
+            self._delete(_delete_cmd(sec_id, "key"))
+            self._delete(b"AT#TLSCERTDEL=" + str(sec_id).encode())
+        else:
+            self._delete(_delete_cmd(sec_id, what))
 
     def _delete(self, cmd):
         try:
