@@ -7,6 +7,7 @@ import json
 import os
 import re
 
+import pytest
 from scripted import START, ScriptedUART
 
 import st87
@@ -16,6 +17,7 @@ NOTE = os.path.join(SHARED, "spec", "ST87MXX_TLS_Application_Note.txt")
 VECTORS = json.load(open(os.path.join(SHARED, "vectors", "seed_vectors.json")))
 
 # PROTOCOL.md section 8: misspelt command names and the stray space after '='.
+HEX = re.compile(r"[0-9a-fA-F]+")
 ERRATA = [("AT#TLCERTADD", "AT#TLSCERTADD"), ("AT#TSLCERTADD", "AT#TLSCERTADD"), ("= ", "=")]
 
 
@@ -31,10 +33,16 @@ def transcript(start, end):
         if line.startswith("AT"):
             for wrong, right in ERRATA:
                 line = line.replace(wrong, right)
-            steps.append((line, []))
-        elif steps:
+            steps.append([line, []])
+        elif not steps:
+            continue
+        elif HEX.fullmatch(line) and not steps[-1][1]:
+            steps[-1][0] += line  # the note wraps long hex at 80 columns
+        elif HEX.fullmatch(line) and HEX.fullmatch(steps[-1][1][-1]):
+            steps[-1][1][-1] += line
+        else:
             steps[-1][1].append(line)
-    return steps
+    return [tuple(step) for step in steps]
 
 
 def upper_hex(cmd):
@@ -128,3 +136,76 @@ def test_note_5_2_tls_session_lines_and_replies():
         b"AT#IPREAD=5,0\r"
         b"AT#SOCKETCLOSE=5,0\r"
     )
+
+
+PROVISION = [
+    (b"AT#TLSKEYLIST\r", b"\r\nOK\r\n"),
+    (b"AT#TLSCERTLIST\r", b"\r\nOK\r\n"),
+]
+
+
+def started(script):
+    uart = ScriptedUART(list(START) + script, chunk=11)
+    modem = st87.Modem(uart)
+    modem.start(timeout_ms=2000)
+    return modem, uart
+
+
+def test_note_4_3_imported_key_and_certificate():
+    steps = transcript("### 4.3.3 Terminal", "## 4.4 Asymmetric")
+    assert [c.split("=")[0] for c, _ in steps] == [
+        "AT#TLSCERTADD",
+        "AT#TLSKEYADD",
+        "AT#TLSCERTADD",
+    ]
+    ca_line, key_step, cert_step = steps
+
+    # The note's CA is corrupt (1203 hex digits for 600 bytes): refused here, nothing sent.
+    modem, uart = started([])
+    ca_hex = ca_line[0].rsplit(",", 1)[1]
+    with pytest.raises(ValueError, match=r"declares 600 bytes.*1203 hex digits"):
+        modem.tls.add_ca(0, ca_hex)
+    assert not uart.steps and uart.lines()[-1] == b"AT#SOCKETCREATE?"
+
+    # The key and the certificate: exactly the note's lines, and its replies understood.
+    for cmd, replies in (key_step, cert_step):
+        uart.add(b"AT#TLSKEYLIST\r", b"\r\nOK\r\n" if cmd.startswith("AT#TLSKEY") else OK_KEY)
+        uart.add(b"AT#TLSCERTLIST\r", b"\r\nOK\r\n")
+        if cmd.startswith("AT#TLSKEY"):
+            uart.add(b"AT+CFUN=4\r", b"\r\nOK\r\n")
+        uart.add(upper_hex(cmd).encode() + b"\r", frame(replies))
+    public = modem.tls.import_key(0, bytes.fromhex(VECTORS["private_key_der_4_3"]))
+    assert public == bytes.fromhex(VECTORS["public_key_returned"])
+    modem.tls.add_cert(0, bytes.fromhex(VECTORS["client_cert"]))
+    assert not uart.steps
+    assert uart.lines()[-1] == upper_hex(cert_step[0]).encode()
+
+
+OK_KEY = b"\r\n#TLSKEYLIST: 0,0,2,0,256\r\n\r\nOK\r\n"
+
+
+def test_note_4_4_generated_key_and_module_signed_csr():
+    steps = transcript("\n4.4.3 Terminal\n", "## 5 TLS/DTLS")
+    names = [c.split("=")[0] for c, _ in steps]
+    assert names == ["AT#TLSCERTADD", "AT#TLSKEYADD", "AT#TLSCERTSIGN", "AT#TLSCERTADD"]
+    ca_line, gen_step, sign_step, cert_step = steps
+    modem, uart = started([])
+    with pytest.raises(ValueError, match=r"declares 600 bytes.*1199 hex digits"):
+        modem.tls.add_ca(0, ca_line[0].rsplit(",", 1)[1])
+
+    uart.add(b"AT#TLSKEYLIST\r", b"\r\nOK\r\n")
+    uart.add(b"AT#TLSCERTLIST\r", b"\r\nOK\r\n")
+    uart.add(b"AT+CFUN=4\r", b"\r\nOK\r\n")
+    uart.add(gen_step[0].encode() + b"\r", frame(gen_step[1]))
+    public = modem.tls.generate_key(0)
+    assert public == bytes.fromhex(VECTORS["public_key_returned"])
+
+    uart.add(upper_hex(sign_step[0]).encode() + b"\r", frame(sign_step[1]))
+    signed = modem.tls.sign_csr(0, bytes.fromhex(VECTORS["dummy_csr_4_4"]))
+    assert signed == bytes.fromhex(VECTORS["csr_signed_4_4"])
+
+    uart.add(b"AT#TLSKEYLIST\r", OK_KEY)
+    uart.add(b"AT#TLSCERTLIST\r", b"\r\nOK\r\n")
+    uart.add(upper_hex(cert_step[0]).encode() + b"\r", frame(cert_step[1]))
+    modem.tls.add_cert(0, bytes.fromhex(VECTORS["client_cert"]))
+    assert not uart.steps
