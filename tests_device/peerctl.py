@@ -2,10 +2,14 @@
 # and cannot spawn processes themselves beyond os.system.
 #
 #   peerctl.py start --state PATH --psk HEX --identity TEXT [--cipher NAME]
-#       starts openssl s_server on 127.0.0.1 with a free port, waits until it accepts, writes
-#       PATH.port and PATH.pid, and returns, leaving the server running;
+#       openssl s_server for TLS 1.2 PSK;
+#   peerctl.py start --state PATH --pki DIR [--tls 1.2|1.3] [--cert NAME] [--verify-client]
+#       openssl s_server with a certificate of the test PKI in DIR (made on first use; see
+#       tests_host/pki.py), optionally asking for a client certificate;
 #   peerctl.py stop --state PATH
-#       stops it.
+#
+# start picks a free port on 127.0.0.1, waits until the server accepts, writes PATH.port and
+# PATH.pid, and returns, leaving the server running.
 
 import argparse
 import os
@@ -15,18 +19,30 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests_host"))
 
 from peers import OpenSSLServer  # noqa: E402
+from pki import PKI, server_args  # noqa: E402
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("action", choices=("start", "stop"))
-    p.add_argument("--state", required=True)
+    p.add_argument("action", choices=("start", "stop", "pki"))
+    p.add_argument("--state")
     p.add_argument("--psk")
     p.add_argument("--identity")
     p.add_argument("--cipher", default="PSK-AES128-GCM-SHA256")
+    p.add_argument("--pki")
+    p.add_argument("--tls", default="1.2", choices=("1.2", "1.3"))
+    p.add_argument("--cert", default="server")
+    p.add_argument("--verify-client", action="store_true")
     a = p.parse_args()
+    if a.action == "pki":
+        PKI(a.pki)
+        return
     if a.action == "start":
-        server = OpenSSLServer.psk(a.psk, a.identity, cipher=a.cipher, detach=True)
+        if a.pki:
+            args = server_args(PKI(a.pki), a.tls, a.cert, a.verify_client)
+            server = OpenSSLServer(args, detach=True)
+        else:
+            server = OpenSSLServer.psk(a.psk, a.identity, cipher=a.cipher, detach=True)
         server.start()
         with open(a.state + ".pid", "w") as f:
             f.write(str(server.pid))

@@ -50,6 +50,7 @@ def run_file(path, workdir, heap):
         ST87_PYTHON=sys.executable,
         ST87_PEERCTL=os.path.join(HERE, "peerctl.py"),
         ST87_PEERDIR=workdir,
+        ST87_CRED=tool("st87-cred") or "st87-cred",
     )
     try:
         proc = subprocess.run(

@@ -15,6 +15,8 @@ PORT = os.getenv("ST87_PORT")
 PYTHON = os.getenv("ST87_PYTHON")
 PEERCTL = os.getenv("ST87_PEERCTL")
 PEERDIR = os.getenv("ST87_PEERDIR") or "/tmp"
+CRED = os.getenv("ST87_CRED")  # the st87-cred console script
+PKI = PEERDIR + "/pki"
 
 _n = [0]
 
@@ -51,6 +53,35 @@ def start_psk_peer(psk, identity, cipher="PSK-AES128-GCM-SHA256"):
         raise RuntimeError("peer did not start")
     with open(handle + ".port") as f:
         return int(f.read()), handle
+
+
+# The same with a certificate of the test PKI (tests_host/pki.py): TLS "1.2" or "1.3", server
+# certificate "server", "expired" or "rogue" (issued by another CA), optionally asking for a
+# client certificate.
+def start_cert_peer(tls="1.2", cert="server", verify_client=False):
+    _n[0] += 1
+    handle = "{}/peer-{}-{}".format(PEERDIR, hex_of(os.urandom(4)), _n[0])
+    cmd = "{} {} start --state {} --pki {} --tls {} --cert {}{}".format(
+        PYTHON, PEERCTL, handle, PKI, tls, cert, " --verify-client" if verify_client else ""
+    )
+    if os.system(cmd) != 0:
+        raise RuntimeError("peer did not start")
+    with open(handle + ".port") as f:
+        return int(f.read()), handle
+
+
+# A file of the test PKI, e.g. pki_file("ca.der"); the PKI is made on first use.
+def pki_file(name):
+    if os.system("{} {} pki --pki {}".format(PYTHON, PEERCTL, PKI)) != 0:
+        raise RuntimeError("no test PKI")
+    with open(PKI + "/" + name, "rb") as f:
+        return f.read()
+
+
+# Run st87-cred with arguments; raises if it fails.
+def cred(args):
+    if os.system("{} {}".format(CRED, args)) != 0:
+        raise RuntimeError("st87-cred " + args.split()[0] + " failed")
 
 
 def stop_peer(handle):
