@@ -182,3 +182,86 @@ class TcpPeer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+# --- certificates (the PKI itself is tests_host/pki.py) ---
+
+OK = b"\r\nOK\r\n"
+
+
+# A certificate made with `cryptography`: DER. `issuer` is (certificate, key); None for a
+# self-signed one. names: DNS names and IP literals for the subjectAltName.
+def make_cert(cn, key, issuer=None, *, ca=False, days=(-1, 30), names=(), extra_names=0):
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    issuer_name, issuer_key = (issuer[0].subject, issuer[1]) if issuer else (subject, key)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now + datetime.timedelta(days=days[0]))
+        .not_valid_after(now + datetime.timedelta(days=days[1]))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    alt = []
+    for name in names:
+        try:
+            alt.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alt.append(x509.DNSName(name))
+    # Padding names make a certificate as long as a test needs.
+    alt += [x509.DNSName(f"pad{i:04d}.example") for i in range(extra_names)]
+    if alt:
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
+    cert = builder.sign(issuer_key, hashes.SHA256())
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def write_pem(path, der=None, key=None):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization as ser
+
+    if der is not None:
+        data = x509.load_der_x509_certificate(der).public_bytes(ser.Encoding.PEM)
+    else:
+        data = key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
+    with open(path, "wb") as f:
+        f.write(data)
+    return str(path)
+
+
+# The AT lines of the hex credential forms.
+def certadd(sec, ctype, der):
+    return b"AT#TLSCERTADD=%d,%d,%d,%s" % (sec, ctype, len(der), der.hex().encode())
+
+
+def keyadd_der(sec, der, ktype=128, storage=2, flag=2):
+    return b"AT#TLSKEYADD=%d,%d,%d,%d,%d,%s" % (
+        sec,
+        ktype,
+        storage,
+        flag,
+        len(der),
+        der.hex().encode(),
+    )
+
+
+# Radio off, every line answered `OK` at its end (replies with lines before OK are fine),
+# radio back on and attached.
+def provision(host, lines):
+    assert host.cmd(b"AT+CFUN=4") == OK
+    host.expect(b"#IPCFG: 5,0,0\r\n")
+    for line in lines:
+        reply = host.cmd(line)
+        assert reply.endswith(OK), (line[:40], reply)
+    assert host.cmd(b"AT+CFUN=1") == OK
+    host.wait_attached()

@@ -53,7 +53,7 @@ def test_mutual_tls_12_with_imported_key(modem, module, pki):
     )
     assert sorted(e[1] for e in modem.tls.list(SEC)) == ["ca", "cert", "key"]
     with OpenSSLServer(server_args(pki, "1.2", verify_client=True)) as server:
-        assert session(modem, server.port) == b"seirotacifitrec revo olleh\n"
+        assert session(modem, server.port) == b"setacifitrec revo olleh\n"
     assert module.open_sockets() == []
 
 
@@ -150,11 +150,13 @@ def test_budget_matches_what_the_module_enforces(modem, pki):
         tls.budget(tls.plan(2, **full))
     assert tls.budget(tls.plan(2, ca=pki.der("ca"))) == (2, 2)
 
-    # Bypass the budget: the module takes exactly the two files the budget allowed.
-    for step in tls.plan(2, **full)[:2]:
-        modem.channel.command(step.head, hexdata=step.data, secret=step.secret)
+    # Bypass the budget: the module takes the CA (with the profile's header, the two free
+    # files) and refuses the key, which would be the 11th file.
+    ca = tls.plan(2, ca=pki.der("ca"))[0]
+    modem.channel.command(ca.head, hexdata=ca.data)
+    key = tls.plan(2, key=pki.key_der("client"))[0]
     with pytest.raises(st87.ATError) as e:
-        step = tls.plan(2, cert=pki.der("client"))[0]
-        modem.channel.command(step.head, hexdata=step.data)
+        modem.channel.command(key.head, hexdata=key.data, secret=True)
     assert e.value.code == 20
     assert tls.files() == (10, 0)
+    assert [k for _, k, _ in tls.list(2)] == ["ca"]

@@ -1,16 +1,43 @@
-# The emulated module's TLS engine: a real TLS 1.2 client (python-mbedtls, sans-IO buffers)
-# on top of an already connected TCP socket, plus a plain pass-through link with the same
-# shape, so that the socket layer does not care which one it holds.
+# The emulated module's TLS engine: real TLS clients on top of connected TCP sockets, plus a
+# plain pass-through link with the same shape, so that the socket layer does not care which
+# one it holds.
+#
+# - TLS 1.2: python-mbedtls (mbed TLS 2.28, sans-IO buffers), PSK and ECDHE-ECDSA suites.
+# - TLS 1.3: Python's ssl (OpenSSL) on memory BIOs, certificates only.
+#
+# Version choice (tls_connect): the module supports TLS 1.2 and 1.3 and prefers 1.3. With a
+# CA in the profile we first try a 1.3-only handshake; if the server refuses 1.3 (a
+# protocol_version alert) we reconnect and run the TLS 1.2 handshake. Without a CA we never try
+# 1.3, because the note's Table 7 makes the CA mandatory for it. Two libraries cannot share one
+# ClientHello, hence two connections where the real module needs one.
 
+import base64
 import dataclasses
+import logging
+import os
 import socket
+import ssl
+import tempfile
 import threading
 
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from mbedtls import exceptions as _mbedtls_errors
+from mbedtls import pk as _pk
 from mbedtls import tls as _tls
+from mbedtls import x509 as _x509
 
-# PROTOCOL.md 4.6: the TLS 1.2 suites with a PSK key exchange, in the note's order. The
-# module offers every suite its credentials allow; we offer those mbedtls was built with.
+log = logging.getLogger("st87sim.engine")
+
+# PROTOCOL.md 4.6: the TLS 1.2 suites, in the note's order. The module offers every suite its
+# credentials allow; we offer those mbedtls was built with.
+_NOTE_ECDSA_SUITES = (
+    "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256",
+    "TLS-ECDHE-ECDSA-WITH-AES-128-CCM",
+    "TLS-ECDHE-ECDSA-WITH-AES-128-CCM-8",
+    "TLS-ECDHE-ECDSA-WITH-AES-256-CCM",
+    "TLS-ECDHE-ECDSA-WITH-AES-256-CCM-8",
+)
 _NOTE_PSK_SUITES = (
     "TLS-PSK-WITH-AES-128-GCM-SHA256",
     "TLS-PSK-WITH-AES-128-CBC-SHA256",
@@ -20,26 +47,50 @@ _NOTE_PSK_SUITES = (
     "TLS-PSK-WITH-AES-256-CCM-8",
     "TLS-ECDHE-PSK-WITH-AES-128-CBC-SHA256",
 )
+ECDSA_SUITES = tuple(s for s in _NOTE_ECDSA_SUITES if s in _tls.ciphers_available())
 PSK_SUITES = tuple(s for s in _NOTE_PSK_SUITES if s in _tls.ciphers_available())
 
 # TLS records carry at most 16 KiB of plaintext; read in pieces of that size.
 _READ_CHUNK = 16384
 
+# OpenSSL's reasons for "the server does not do TLS 1.3": its protocol_version alert, or a
+# ServerHello for an older version.
+_VERSION_REFUSED = frozenset(("TLSV1_ALERT_PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL"))
 
-# What a security profile gives the engine for one handshake.
+# TLS record content type, and the handshake message types the TLS 1.3 attempt watches.
+_HANDSHAKE = 22
+_SERVER_HELLO = 2
+_CERTIFICATE_REQUEST = 13
+
+
+# What a security profile gives the engine for one handshake. Certificates are DER; the key
+# is a PKCS#8 DER.
 @dataclasses.dataclass(frozen=True)
 class Credentials:
     psk: bytes | None = dataclasses.field(default=None, repr=False)
     identity: bytes | None = None
-    # TODO: CA root (server authentication), client certificate and EC private key for the
-    # ECDHE-ECDSA suites; TLS 1.3 (Python's ssl) when a CA is present; DTLS 1.2 with an
-    # optional Connection ID (python-mbedtls DTLSConfiguration); session resumption.
+    ca: bytes | None = None
+    cert: bytes | None = None
+    key: bytes | None = dataclasses.field(default=None, repr=False)
+    # TODO: DTLS 1.2 with an optional Connection ID (python-mbedtls DTLSConfiguration);
+    # session resumption.
 
-    def usable(self):
+    def has_psk(self):
         return bool(self.psk and self.identity)
+
+    # Any certificate material: the profile takes part in certificate (ECDHE-ECDSA) suites.
+    def has_certs(self):
+        return bool(self.ca or self.cert or self.key)
+
+    def client_auth(self):
+        return bool(self.cert and self.key)
 
 
 class HandshakeError(Exception):
+    pass
+
+
+class _VersionRefused(Exception):
     pass
 
 
@@ -66,6 +117,7 @@ class PlainLink:
         return "plain TCP"
 
 
+# A TLS 1.2 session on python-mbedtls buffers.
 class TlsLink:
     def __init__(self, sock, buffer):
         self.sock = sock
@@ -121,26 +173,121 @@ class TlsLink:
             self._buf.consume_outgoing(len(pending))
 
 
-# Run a TLS 1.2 client handshake on the connected `sock`. server_name is sent as SNI (None
-# for an IP literal). Raises HandshakeError with a reason that holds no secret.
-def tls_client(sock, creds, server_name, timeout_s):
-    if not creds.usable():
-        # TODO: certificate-only profiles (CA and/or client certificate) once they exist.
-        raise HandshakeError("the security profile holds no PSK and identity")
-    try:
-        identity = creds.identity.decode("utf-8")
-    except UnicodeDecodeError:
-        # NOTE: python-mbedtls takes the identity as text; a binary identity cannot be sent.
-        raise HandshakeError("the PSK identity is not UTF-8 text") from None
+# A TLS 1.3 session on an ssl.SSLObject with memory BIOs: the same shape as TlsLink.
+class SslLink:
+    def __init__(self, sock, obj, incoming, outgoing):
+        self.sock = sock
+        self._obj = obj
+        self._in = incoming
+        self._out = outgoing
+        self._lock = threading.Lock()  # as in TlsLink: reader and AT thread share the object
 
+    def send(self, data):
+        with self._lock:
+            self._obj.write(data)
+            self._flush()
+
+    def decode(self, raw):
+        out = []
+        with self._lock:
+            self._in.write(raw)
+            while True:
+                try:
+                    chunk = self._obj.read(_READ_CHUNK)
+                except ssl.SSLWantReadError:
+                    break
+                except ssl.SSLZeroReturnError:
+                    raise LinkClosed("close_notify") from None
+                except ssl.SSLError as exc:
+                    raise LinkClosed(exc.reason or str(exc)) from None
+                if not chunk:
+                    break
+                out.append(chunk)
+            # Reading may answer post-handshake messages (a KeyUpdate, for one).
+            self._flush()
+        return b"".join(out)
+
+    def shutdown(self):
+        with self._lock:
+            try:
+                self._obj.unwrap()
+            except (ssl.SSLError, OSError):
+                pass  # SSLWantReadError: the peer's close_notify is not awaited
+            try:
+                self._flush()
+            except OSError:
+                pass
+
+    def describe(self):
+        return f"{self._obj.version()} {self._obj.cipher()[0]}"
+
+    def _flush(self):
+        pending = self._out.read()
+        if pending:
+            self.sock.sendall(pending)
+
+
+# Run the client handshake for a security profile. connect() returns a new connected TCP
+# socket (called twice when a TLS 1.3 attempt is refused); server_name is the SNI and the name
+# checked against the certificate (None for an IP literal). Returns a link whose .sock is the
+# socket in use. Raises HandshakeError with a reason that holds no secret, or OSError from
+# connect().
+def tls_connect(connect, creds, server_name, timeout_s):
+    if not creds.has_psk() and not creds.has_certs():
+        raise HandshakeError("the security profile holds no usable credentials")
+    if creds.ca:
+        sock = connect()
+        try:
+            return _tls13(sock, creds, server_name, timeout_s)
+        except _VersionRefused as exc:
+            sock.close()
+            log.info("the server refused TLS 1.3 (%s); reconnecting for TLS 1.2", exc)
+        except BaseException:
+            sock.close()
+            raise
+    sock = connect()
+    try:
+        return _tls12(sock, creds, server_name, timeout_s)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _tls12(sock, creds, server_name, timeout_s):
+    # NOTE [model]: a profile with only a PSK offers only the PSK suites, as before
+    # certificates existed; the ECDHE-ECDSA suites need some certificate material.
+    ciphers = ECDSA_SUITES if creds.has_certs() else ()
+    psk = None
+    if creds.has_psk():
+        try:
+            psk = (creds.identity.decode("utf-8"), creds.psk)
+        except UnicodeDecodeError:
+            # NOTE: python-mbedtls takes the identity as text; a binary identity cannot be sent.
+            raise HandshakeError("the PSK identity is not UTF-8 text") from None
+        ciphers += PSK_SUITES
+    if not ciphers:
+        raise HandshakeError("the security profile holds no PSK identity")
+    options = {}
+    if creds.ca:
+        # The profile's CA is the only trust anchor: no system store. mbed TLS also checks
+        # the validity dates, and the host name when there is one.
+        options["trust_store"] = _tls.TrustStore([_x509.CRT.from_DER(creds.ca)])
+    if creds.client_auth():
+        # Sent only when the server asks (CertificateRequest); without it mbed TLS answers
+        # an empty Certificate and a server that insists ends the handshake.
+        options["certificate_chain"] = (
+            (_x509.CRT.from_DER(creds.cert),),
+            _pk.ECC.from_DER(creds.key),
+        )
     sock.settimeout(timeout_s)
     try:
         config = _tls.TLSConfiguration(
-            validate_certificates=False,  # TODO: verify the server against the profile's CA
-            ciphers=PSK_SUITES,
+            validate_certificates=bool(creds.ca),  # Table 7: no CA, no server check in 1.2
+            ciphers=ciphers,
             lowest_supported_version=_tls.TLSVersion.TLSv1_2,
             highest_supported_version=_tls.TLSVersion.TLSv1_2,
-            pre_shared_key=(identity, creds.psk),
+            pre_shared_key=psk,
+            **options,
         )
         buf = _tls.ClientContext(config).wrap_buffers(server_name)
         link = TlsLink(sock, buf)
@@ -157,11 +304,115 @@ def tls_client(sock, creds, server_name, timeout_s):
                 link._flush()
         link._flush()
     except socket.timeout:
-        raise HandshakeError(f"no handshake progress within {timeout_s} s") from None
+        raise HandshakeError(f"TLS 1.2: no handshake progress within {timeout_s} s") from None
     except _mbedtls_errors.TLSError as exc:
-        raise HandshakeError(str(exc)) from None
+        raise HandshakeError(f"TLS 1.2: {exc}") from None
     except OSError as exc:
-        raise HandshakeError(f"socket error during the handshake: {exc}") from None
+        raise HandshakeError(f"socket error during the TLS 1.2 handshake: {exc}") from None
     finally:
         sock.settimeout(None)
+    if creds.ca:
+        _check_issuer(buf.getpeercert(binary_form=True), creds.ca)
     return link
+
+
+def _tls13(sock, creds, server_name, timeout_s):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # loads no system CAs by itself
+    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    # NOTE: Python's ssl cannot restrict the TLS 1.3 suites (OpenSSL's SSL_CTX_set_ciphersuites
+    # is not exposed), so the emulator offers OpenSSL's defaults, not only the note's three
+    # (TLS_AES_128_GCM_SHA256, TLS_AES_128_CCM_SHA256, TLS_AES_128_CCM_8_SHA256).
+    ctx.check_hostname = server_name is not None
+    # The profile's CA is the trust anchor even when it is not self-signed.
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    try:
+        ctx.load_verify_locations(cadata=creds.ca)
+        if creds.client_auth():
+            _load_client_cert(ctx, creds)
+    except ssl.SSLError as exc:
+        raise HandshakeError(f"TLS 1.3: the profile's credentials do not load: {exc}") from None
+
+    seen = set()  # handshake message types read from the server
+    watching = hasattr(ctx, "_msg_callback")
+    if watching:
+        # A debugging hook of CPython, and the only way Python's ssl shows which handshake
+        # messages came. The CertificateRequest matters because in TLS 1.3 the client ends
+        # its handshake before the server judges the client certificate, so an empty answer
+        # would look like a success. The ServerHello tells a server that never got as far as
+        # choosing a version (and may well speak TLS 1.2) from one that failed us in 1.3.
+        def watch(conn, direction, version, content_type, msg_type, data):
+            if direction == "read" and content_type == _HANDSHAKE:
+                seen.add(msg_type)
+
+        ctx._msg_callback = watch
+    # TODO: without _msg_callback, a server that wants a client certificate the profile lacks
+    # is seen only by its alert after the connect, as a #SOCKETCLOSED.
+
+    # The real module offers 1.2 and 1.3 in one ClientHello, so any server that fails before
+    # its ServerHello may be a TLS 1.2 server put off by a 1.3-only hello: worth the retry.
+    def refused():
+        return watching and _SERVER_HELLO not in seen
+
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname=server_name)
+    link = SslLink(sock, obj, incoming, outgoing)
+    sock.settimeout(timeout_s)
+    try:
+        while True:
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                link._flush()
+                raw = sock.recv(_READ_CHUNK)
+                if not raw:
+                    if refused():
+                        raise _VersionRefused("closed before its ServerHello")
+                    raise HandshakeError("the peer closed the connection during the handshake")
+                incoming.write(raw)
+        link._flush()
+    except ssl.SSLError as exc:
+        if exc.reason in _VERSION_REFUSED or refused():
+            raise _VersionRefused(exc.reason or str(exc)) from None
+        detail = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+        raise HandshakeError(f"TLS 1.3: {detail}") from None
+    except socket.timeout:
+        raise HandshakeError(f"TLS 1.3: no handshake progress within {timeout_s} s") from None
+    except OSError as exc:
+        raise HandshakeError(f"socket error during the TLS 1.3 handshake: {exc}") from None
+    finally:
+        sock.settimeout(None)
+    if _CERTIFICATE_REQUEST in seen and not creds.client_auth():
+        raise HandshakeError("TLS 1.3: the server asks for a client certificate; none stored")
+    _check_issuer(obj.getpeercert(binary_form=True), creds.ca)
+    return link
+
+
+# Python's ssl loads a certificate and key only from a file: write both to a private temporary
+# file and delete it at once.
+def _load_client_cert(ctx, creds):
+    fd, path = tempfile.mkstemp(prefix="st87sim-", suffix=".pem")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(_pem("CERTIFICATE", creds.cert) + _pem("PRIVATE KEY", creds.key))
+        ctx.load_cert_chain(path)
+    finally:
+        os.unlink(path)
+
+
+def _pem(label, der):
+    body = base64.encodebytes(der).decode("ascii").replace("\n", "")
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return "\n".join([f"-----BEGIN {label}-----", *lines, f"-----END {label}-----", ""])
+
+
+# The module walks no chain: the server's own certificate must be signed by the profile's CA
+# itself, even when the server sends intermediates that would lead there.
+def _check_issuer(peer_der, ca_der):
+    if not peer_der:
+        return  # a PSK suite: no server certificate
+    try:
+        peer = x509.load_der_x509_certificate(peer_der)
+        peer.verify_directly_issued_by(x509.load_der_x509_certificate(ca_der))
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        raise HandshakeError("the server certificate is not issued by the profile's CA") from None

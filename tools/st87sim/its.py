@@ -18,12 +18,20 @@ log = logging.getLogger("st87sim.its")
 # Element kinds. One element of each kind per profile.
 PSK = "psk"  # the pre-shared key: {"data": bytes, "storage": 1..4}
 PSK_IDENTITY = "psk_identity"  # {"data": bytes}
-# TODO: certificate scenario: "ca" (CA root DER), "cert" (client certificate DER) and "key"
-# (EC private key, imported or generated, with its curve and storage) slot in here.
-KINDS = (PSK, PSK_IDENTITY)
+CA = "ca"  # CA root certificate: {"data": DER}
+CERT = "cert"  # client certificate: {"data": DER}
+# EC private key, imported or generated: {"data": the 32-byte scalar, "curve": 0 secp256r1 or
+# 1 brainpoolP256r1, "storage": 1..4}. The state file keeps the scalar: it stands in for the
+# module's secure storage.
+KEY = "key"
+KINDS = (PSK, PSK_IDENTITY, CA, CERT, KEY)
 
 # Elements that can never be read back; the store never logs their data either.
-SECRET_KINDS = frozenset((PSK,))
+SECRET_KINDS = frozenset((PSK, KEY))
+
+# A PSK and a private key share the profile's key slot: a profile holds one or the other, and
+# adding the second is "element already exists" [model].
+_SLOT = {PSK: "key slot", KEY: "key slot"}
 
 _FORMAT = "st87sim-its/1"
 
@@ -61,7 +69,8 @@ class CredentialStore:
     # no room for it (and then stores nothing).
     def add(self, sec, kind, element):
         elements = self.ram.get(sec, {})
-        if kind in elements:
+        slot = _SLOT.get(kind, kind)
+        if any(_SLOT.get(other, other) == slot for other in elements):
             raise ItsError(ERR_EXISTS)
         needed = 1 if elements else 2  # a new profile also needs its header file
         if self.file_count() + needed > self.max_files:

@@ -1,5 +1,5 @@
-# The emulated ST87MXX: AT interpreter, start-up and network state machines, TLS credential
-# commands and sockets, as PROTOCOL.md models them.
+# The emulated ST87MXX: AT interpreter, start-up and network state machines and sockets, as
+# PROTOCOL.md models them. The TLS credential commands are in creds.py, mixed into Module.
 #
 # Threads: one worker runs everything that touches the module's state, in order: host bytes
 # (parsed here), timers (boot, attach, sleep) and events posted by the socket reader threads.
@@ -11,11 +11,16 @@ import functools
 import heapq
 import itertools
 import logging
-import string
 import threading
 import time
 
 from . import engine, its, net
+from .atcmd import BARE as _BARE
+from .atcmd import CmeError as _CmeError
+from .atcmd import PlainError as _PlainError
+from .atcmd import hex_payload, ints, split_args
+from .atcmd import unquote as _unquote
+from .creds import CredentialCommands, redact
 from .profile import FirmwareProfile
 
 log = logging.getLogger("st87sim")
@@ -45,6 +50,7 @@ _CME_TEXT = {
     1120: "application core booting",
     1301: "element already exists",
     1302: "element does not exist",
+    1303: "key and certificate do not match",
     2104: "invalid socket id",
     2106: "network down",
     2112: "no DNS server",
@@ -53,23 +59,6 @@ _CME_TEXT = {
     2159: "no free socket",
     2171: "DNS name not found",
 }
-
-# AT#TLSCERTDEL <type> -> ITS element kind.
-_CERT_TYPES = {0: "cert", 1: "ca", 2: its.PSK_IDENTITY}
-_KEY_KINDS = (its.PSK,)  # TODO: add the EC private key kind with the certificate scenario
-
-_HEXDIGITS = frozenset(string.hexdigits)
-_BARE = None  # the code of a bare "+CME ERROR"
-
-
-class _CmeError(Exception):
-    def __init__(self, code):
-        super().__init__(code)
-        self.code = code
-
-
-class _PlainError(Exception):
-    pass
 
 
 class _Timer:
@@ -115,44 +104,7 @@ class _RawSend:
         self.timer = timer
 
 
-# The command line with credential bodies replaced by their length, for logs.
-def redact(text):
-    head, sep, args = text.partition("=")
-    if sep and head.upper() == "AT#TLSKEYADD":
-        fields = args.split(",")
-        if len(fields) >= 6:
-            fields[5] = f"<{len(_unquote(fields[5])) // 2} bytes>"
-            return f"{head}={','.join(fields)}"
-    return text
-
-
-# Split AT parameters at commas outside quotes; strip blanks and quotes. With `count`, at
-# most that many fields are returned and the last one is the raw rest of the line.
-def split_args(args, count=None):
-    fields = []
-    start = 0
-    quoted = False
-    for i, ch in enumerate(args):
-        if count is not None and len(fields) == count - 1:
-            break
-        if ch == '"':
-            quoted = not quoted
-        elif ch == "," and not quoted:
-            fields.append(_unquote(args[start:i]))
-            start = i + 1
-    rest = args[start:]
-    fields.append(rest if count is not None else _unquote(rest))
-    return fields
-
-
-def _unquote(field):
-    field = field.strip()
-    if len(field) >= 2 and field[0] == field[-1] == '"':
-        return field[1:-1]
-    return field
-
-
-class Module:
+class Module(CredentialCommands):
     # profile: FirmwareProfile, a profile name, or a JSON file path (default: "default").
     # state_path: JSON file of the committed ITS (None: kept in memory only).
     # routes: {"A:P": ("127.0.0.1", Q)}; dns: {"name": "127.0.0.1"}.
@@ -636,31 +588,20 @@ class Module:
             "#TLSCERTLIST": self._h_tlscertlist,
             "#TLSKEYDEL": self._h_tlskeydel,
             "#TLSCERTDEL": self._h_tlscertdel,
+            "#TLSCERTSIGN": self._h_tlscertsign,
             "#SOCKETCREATE": self._h_socketcreate,
             "#TCPCONNECT": self._h_tcpconnect,
             "#IPSENDTCP": self._h_ipsendtcp,
             "#IPREAD": self._h_ipread,
             "#SOCKETCLOSE": self._h_socketclose,
-            # TODO: AT#TLSCERTSIGN (CSR re-signing), AT#DTLSCONNECT and AT#IPSENDUDP (UDP and
-            # DTLS sockets), AT#IPPARAMS (DNS server setting). Until then they answer ERROR,
-            # as unknown commands do.
+            # TODO: AT#DTLSCONNECT and AT#IPSENDUDP (UDP and DTLS sockets), AT#IPPARAMS (DNS
+            # server setting). Until then they answer ERROR, as unknown commands do.
         }
 
     # --- parameter helpers ---
 
-    @staticmethod
-    def _ints(fields, code=3):
-        try:
-            return [int(f) for f in fields]
-        except ValueError:
-            raise _CmeError(code) from None
-
-    # Hex payload whose declared length is `length` bytes, or _CmeError(code).
-    @staticmethod
-    def _hex_payload(text, length, code):
-        if len(text) != 2 * length or not _HEXDIGITS.issuperset(text):
-            raise _CmeError(code)
-        return bytes.fromhex(text)
+    _ints = staticmethod(ints)
+    _hex_payload = staticmethod(hex_payload)
 
     def _fixed(self, line):
         def handler(op, args):
@@ -818,150 +759,6 @@ class Module:
         self._ok()
         self._then.append(lambda: self._boot(b"#REBOOT_HOST"))
 
-    # --- TLS credentials (PROTOCOL.md section 4) ---
-    # NOTE: these commands answer a bare "+CME ERROR" (no code) for every validation
-    # failure; only ITS outcomes (20, 1301, 1302) carry a code.
-
-    def _tls_fields(self, args, lo, hi):
-        fields = split_args(args)
-        if not lo <= len(fields) <= hi:
-            raise _CmeError(_BARE)
-        return fields
-
-    def _check_sec(self, sec):
-        if sec not in self.profile.sec_ids:
-            raise _CmeError(_BARE)
-
-    def _check_writable(self, sec):
-        self._check_sec(sec)
-        if self.profile.cfun4_for_credentials and self._cfun != 4:
-            log.info("credential write refused: CFUN is %d, the firmware wants 4", self._cfun)
-            raise _CmeError(_BARE)
-
-    def _store_add(self, sec, kind, element):
-        try:
-            self.store.add(sec, kind, element)
-        except its.ItsError as exc:
-            raise _CmeError(exc.code) from None
-
-    def _store_delete(self, sec, kinds):
-        try:
-            self.store.delete(sec, kinds)
-        except its.ItsError as exc:
-            raise _CmeError(exc.code) from None
-
-    # AT#TLSKEYADD=<sec>,<type>,<storage>,<data_flag>,<len>[,<data>]
-    def _h_tlskeyadd(self, op, args):
-        if op != "set":
-            raise _CmeError(_BARE)
-        fields = self._tls_fields(args, 5, 6)
-        sec, ktype, storage, flag, length = self._ints(fields[:5], _BARE)
-        self._check_writable(sec)
-        if ktype != 1:
-            # TODO: EC private keys (type 128 + curve bits): import DER (flag 2) or a raw
-            # scalar (flag 6), generation in Flash (flag 3), public key returned as hex.
-            raise _CmeError(_BARE)
-        # NOTE: a PSK is raw (data_flag 4), at most 32 bytes (mbed TLS's MBEDTLS_PSK_MAX_LEN,
-        # the limit of the module's own TLS stack too [model]).
-        if not 1 <= storage <= 4 or flag != 4 or len(fields) != 6 or not 1 <= length <= 32:
-            # TODO: the binary form (length only, then raw bytes).
-            raise _CmeError(_BARE)
-        # NOTE: <storage> (OTP/Flash/retention RAM/RAM) is kept but changes nothing: every
-        # credential survives AT#RESET=1 in this model.
-        data = self._hex_payload(fields[5], length, _BARE)
-        self._store_add(sec, its.PSK, {"data": data, "storage": storage})
-        self._ok()
-
-    # AT#TLSCERTADD=<sec>,<type>,<len>,<data>, or AT#TLSCERTADD=<sec>,2 to read the identity.
-    def _h_tlscertadd(self, op, args):
-        if op != "set":
-            raise _CmeError(_BARE)
-        fields = self._tls_fields(args, 2, 4)
-        sec, ctype = self._ints(fields[:2], _BARE)
-        if len(fields) == 2:
-            self._check_sec(sec)
-            if ctype != 2:
-                raise _CmeError(_BARE)  # certificates cannot be read back
-            element = self.store.get(sec, its.PSK_IDENTITY)
-            if element is None:
-                raise _CmeError(its.ERR_MISSING)
-            ident = element["data"]
-            self._info(f"#TLSCERTADD: {sec},2,{len(ident)}")
-            self._info(ident.hex().upper())
-            self._ok()
-            return
-        self._check_writable(sec)
-        if ctype in (0, 1):
-            # TODO: client certificate (0) and CA root (1): DER parsing, CA curve check
-            # (profile.ca_curves), key/certificate match (1303), binary form per profile.
-            raise _CmeError(_BARE)
-        if ctype != 2 or len(fields) != 4:
-            raise _CmeError(_BARE)
-        (length,) = self._ints(fields[2:3], _BARE)
-        if not 1 <= length <= 128:  # [model]
-            raise _CmeError(_BARE)
-        data = self._hex_payload(fields[3], length, _BARE)
-        self._store_add(sec, its.PSK_IDENTITY, {"data": data})
-        self._ok()
-
-    def _listed_secs(self, op, args):
-        if op == "exec":
-            return self.store.sec_ids()
-        if op == "set":
-            (sec,) = self._ints(self._tls_fields(args, 1, 1), _BARE)
-            self._check_sec(sec)
-            return [sec]
-        raise _CmeError(_BARE)
-
-    def _h_tlskeylist(self, op, args):
-        if op == "test":
-            self._ok()
-            return
-        for sec in self._listed_secs(op, args):
-            psk = self.store.get(sec, its.PSK)
-            if psk is not None:
-                # kind 1 (PSK), no cipher, no curve, key size in bits; never the key.
-                self._info(f"#TLSKEYLIST: {sec},1,0,0,{8 * len(psk['data'])}")
-            # TODO: "#TLSKEYLIST: <sec>,0,<cipher>,<curve>,256" for an EC private key.
-        self._ok()
-
-    def _h_tlscertlist(self, op, args):
-        if op == "test":
-            self._ok()
-            return
-        for sec in self._listed_secs(op, args):
-            # TODO: client certificate and CA lines: <sec>,<type>,<subject>,<issuer>,
-            # <not_before>,<not_after>.
-            ident = self.store.get(sec, its.PSK_IDENTITY)
-            if ident is not None:
-                self._info(f"#TLSCERTLIST: {sec},2,{_identity_text(ident['data'])}")
-        self._ok()
-
-    # NOTE [model]: deleting is a credential write, so the CFUN=4 rule applies to it too.
-    def _h_tlskeydel(self, op, args):
-        if op != "set":
-            raise _CmeError(_BARE)
-        (sec,) = self._ints(self._tls_fields(args, 1, 1), _BARE)
-        self._check_writable(sec)
-        self._store_delete(sec, _KEY_KINDS)
-        self._ok()
-
-    def _h_tlscertdel(self, op, args):
-        if op != "set":
-            raise _CmeError(_BARE)
-        fields = self._tls_fields(args, 1, 2)
-        ints = self._ints(fields, _BARE)
-        sec = ints[0]
-        self._check_writable(sec)
-        if len(ints) == 2:
-            if ints[1] not in _CERT_TYPES:
-                raise _CmeError(_BARE)
-            kinds = [_CERT_TYPES[ints[1]]]
-        else:
-            kinds = list(_CERT_TYPES.values())
-        self._store_delete(sec, kinds)
-        self._ok()
-
     # --- sockets (PROTOCOL.md section 5) ---
 
     def _check_stack(self, cid):
@@ -1086,13 +883,6 @@ class Module:
             conn.link.describe(),
         )
         self._ok()
-
-    def _credentials(self, sec):
-        psk = self.store.get(sec, its.PSK)
-        ident = self.store.get(sec, its.PSK_IDENTITY)
-        return engine.Credentials(
-            psk=psk["data"] if psk else None, identity=ident["data"] if ident else None
-        )
 
     # AT#IPSENDTCP=<cid>,<sock>,<type>,<text|hex|len>
     def _h_ipsendtcp(self, op, args):
@@ -1237,10 +1027,3 @@ class Module:
         sock.conn = None
         sock.state = SOCK_CLOSED
         self._urc(f"#SOCKETCLOSED: {CID},{sock.id}")
-
-
-# An identity as #TLSCERTLIST shows it: the text when it is printable ASCII, else its hex.
-def _identity_text(data):
-    if all(0x20 <= b < 0x7F and b not in b'",' for b in data):
-        return data.decode("ascii")
-    return data.hex().upper()

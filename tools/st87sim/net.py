@@ -114,24 +114,25 @@ class Connection:
         self._thread = threading.Thread(target=self._read_loop, name="st87sim-sock", daemon=True)
 
     # Connect to ip:port (already mapped by NetPolicy.target) and, with credentials, run the
-    # TLS handshake. Raises OSError or engine.HandshakeError.
+    # TLS handshake (the engine may connect twice: TLS 1.3 first, then 1.2). Raises OSError
+    # or engine.HandshakeError.
     @classmethod
     def open(cls, ip, port, *, creds, server_name, timeout_s, on_data, on_closed):
         if not is_loopback(ip):
             # The policy already refused this; the check stays here so that no caller can
             # ever get a non-loopback connection out of this module.
             raise Refused(f"{ip} is not loopback")
-        sock = socket.create_connection((ip, port), timeout=timeout_s)
-        try:
+
+        def connect():
+            sock = socket.create_connection((ip, port), timeout=timeout_s)
             sock.settimeout(None)
-            if creds is not None:
-                link = engine.tls_client(sock, creds, server_name, timeout_s)
-            else:
-                link = engine.PlainLink(sock)
-        except BaseException:
-            sock.close()
-            raise
-        conn = cls(sock, link, on_data, on_closed)
+            return sock
+
+        if creds is not None:
+            link = engine.tls_connect(connect, creds, server_name, timeout_s)
+        else:
+            link = engine.PlainLink(connect())
+        conn = cls(link.sock, link, on_data, on_closed)
         conn._thread.start()
         return conn
 

@@ -25,10 +25,10 @@ class FirmwareProfile:
     cfun4_for_credentials: bool = True
     sec_ids: range | tuple = range(16)
     its_files: int = 10
-    # TODO: certificate commands (TLSCERTADD types 0/1, key import/generation, CSR signing)
-    # will read these two knobs; nothing uses them yet.
+    # TODO: binary_certs: the binary form of AT#TLSCERTADD is refused on every profile for
+    # now (creds.py); only firmware 3.1's refusal is known.
     binary_certs: bool = False
-    ca_curves: tuple = ("secp256r1", "brainpoolP256r1")
+    ca_curves: tuple = ("secp256r1", "brainpoolP256r1")  # CA key curves AT#TLSCERTADD takes
 
     # Sockets.
     ipread_trailer: bytes = b"\r\n\r\nOK\r\n"
