@@ -182,19 +182,19 @@ def _delete_cmd(sec_id, what):
     return b"AT#TLSCERTDEL=" + sid + b"," + str(_CERT_KINDS.index(what)).encode()
 
 
-# The public key from the reply of AT#TLSKEYADD with "return the public key":
-#   #TLSKEYADD: 0,130,2,2,91
+# The hex line that follows an information line giving its byte count in field `n`:
+#   #TLSKEYADD: 0,130,2,2,91            (the public key, count in field 4)
 #   3059301306072A8648CE3D0201...
-def _public_key(lines):
-    n = -1
+def _hex_reply(lines, prefix, n, what):
+    count = -1
     for line in lines:
-        if line.startswith(b"#TLSKEYADD:"):
-            n = field_int(line, 0, len(line), 4)
-        elif n > 0:
-            spki = _unhex(line)
-            if len(spki) != n:
-                raise ModemError("public key length differs from the module's count")
-            return spki
+        if line.startswith(prefix):
+            count = field_int(line, 0, len(line), n)
+        elif count > 0:
+            data = _unhex(line)
+            if len(data) != count:
+                raise ModemError(what + " length differs from the module's count")
+            return data
     return None
 
 
@@ -321,7 +321,7 @@ class TLS:
                 lines = ch.command(step.head, _WRITE_MS, hexdata=step.data, secret=step.secret)
                 done.append(step)
                 if step.kind in ("key", "generate"):
-                    public = _public_key(lines)
+                    public = _hex_reply(lines, b"#TLSKEYADD:", 4, "public key")
         except ATError:
             for step in reversed(done):
                 self._delete(_delete_cmd(step.sec_id, _SLOT.get(step.kind, step.kind)))
@@ -372,16 +372,10 @@ class TLS:
         if len(head) + 2 * len(csr) > self._m.line_cap:
             raise ValueError("CSR line would be over the module's cap")
         lines = self._m.channel.command(head, _WRITE_MS, hexdata=csr)
-        n = -1
-        for line in lines:
-            if line.startswith(b"#TLSCERTSIGN:"):
-                n = field_int(line, 0, len(line), 2)
-            elif n > 0:
-                signed = _unhex(line)
-                if len(signed) != n:
-                    raise ModemError("signed CSR length differs from the module's count")
-                return der.to_der(signed, "signed CSR")
-        raise ModemError("AT#TLSCERTSIGN returned no CSR")
+        signed = _hex_reply(lines, b"#TLSCERTSIGN:", 2, "signed CSR")
+        if signed is None:
+            raise ModemError("AT#TLSCERTSIGN returned no CSR")
+        return der.to_der(signed, "signed CSR")
 
     # Delete from profile sec_id: everything (what=None), or one of "psk"/"key" (the key
     # slot), "cert", "ca", "identity". Missing elements are not an error.
