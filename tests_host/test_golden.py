@@ -209,3 +209,48 @@ def test_note_4_4_generated_key_and_module_signed_csr():
     uart.add(upper_hex(cert_step[0]).encode() + b"\r", frame(cert_step[1]))
     modem.tls.add_cert(0, bytes.fromhex(VECTORS["client_cert"]))
     assert not uart.steps
+
+
+def test_note_5_3_dtls_session_with_connection_id():
+    steps = transcript("### 5.3.3 Terminal", "IMPORTANT NOTICE")
+    names = [c.split("=")[0] for c, _ in steps]
+    assert names == [
+        "AT#SOCKETCREATE",
+        "AT#DTLSCONNECT",
+        "AT#IPSENDUDP",
+        "AT#IPREAD",
+        "AT#SOCKETCLOSE",
+    ]
+    # Erratum 6: the note creates the DTLS socket as TCP; it must be UDP.
+    create = steps[0][0].replace(",TCP,", ",UDP,")
+    assert create == "AT#SOCKETCREATE=5,0,UDP,5000,60,60,1,0"
+    send = steps[2][0]
+    text = send.split(",", 6)[6]  # the ASCII payload of the note's type-0 send
+    script = list(START) + [(create.encode() + b"\r", frame(steps[0][1]))]
+    for cmd, replies in steps[1:]:
+        if cmd.startswith("AT#IPSENDUDP"):
+            head = cmd.split(",", 5)[:5]  # 5,0,192.168.21.4,4433,<rai>
+            script.append(((",".join(head) + ",1,%d\r" % len(text)).encode(), b"\r\nOK\r\n"))
+            script.append((text.encode(), frame(replies)))
+        else:
+            script.append((cmd.encode() + b"\r", frame(replies)))
+    uart = ScriptedUART(script, chunk=6)
+    modem = st87.Modem(uart)
+    modem.start(timeout_ms=2000)
+
+    sock = modem.socket(st87.UDP, sec_id=0, local_port=5000, urc=1)
+    sock.connect(("192.168.21.4", 4433), cid=bytes.fromhex("AABBCCDD01"))
+    assert sock.send(text.encode()) == len(text)
+    assert sock.recv(64) == b"ST87M_NBIOT_DTLS_test"
+    sock.close()
+
+    assert not uart.steps
+    session = bytes(uart.written)[sum(len(c) for c, _ in START) :]
+    assert session == (
+        b"AT#SOCKETCREATE=5,0,UDP,5000,60,60,1,0\r"
+        b"AT#DTLSCONNECT=5,0,192.168.21.4,4433,5,AABBCCDD01\r"
+        b"AT#IPSENDUDP=5,0,192.168.21.4,4433,0,1,21\r"
+        b"ST87M_NBIOT_DTLS_test"
+        b"AT#IPREAD=5,0\r"
+        b"AT#SOCKETCLOSE=5,0\r"
+    )

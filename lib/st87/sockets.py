@@ -1,7 +1,7 @@
 # st87: secure sockets on the module's IP stack (context 5).
 # MIT license; Copyright (c) 2026 st87 developers
 
-# The module does the TCP and the TLS; the host sees a socket id. Lifecycle:
+# The module does the TCP/UDP and the TLS/DTLS; the host sees a socket id. Lifecycle:
 #   CLOSED -> CREATED -> CONNECTING -> CONNECTED -> CLOSING -> CLOSED
 # and FAILED when the peer closes (#SOCKETCLOSED) or the module reboots. Every way out of
 # CONNECTING or CONNECTED frees the module's socket (AT#SOCKETCLOSE), so ids never leak.
@@ -9,13 +9,14 @@
 # Receiving: the module announces each received frame with "#IPRECV: 5,<sock>"; one
 # AT#IPREAD returns one frame, length-framed, which is copied straight into the caller's
 # buffer. Bytes beyond the caller's buffer wait in a per-socket spill buffer for the next read.
+# A UDP frame is one datagram, and it is only ever handed over whole.
 
 try:
     from micropython import const
 except ImportError:  # CPython
     from .at import const
 
-from .at import ticks_add, ticks_diff, ticks_ms
+from .at import field_int, ticks_add, ticks_diff, ticks_ms
 from .errors import ATError, ATTimeout, ModemError
 
 TCP = const(0)
@@ -28,11 +29,12 @@ CONNECTED = const(3)
 CLOSING = const(4)
 FAILED = const(5)
 
-_SEND_MAX = const(1400)  # bytes per AT#IPSENDTCP (PROTOCOL.md section 5)
+_SEND_MAX = const(1400)  # bytes per AT#IPSENDTCP/AT#IPSENDUDP (PROTOCOL.md section 5)
 _FRAME_MAX = const(1500)  # the largest frame one AT#IPREAD may return
 _PROBE_MS = const(2000)  # with no #IPRECV for this long, read anyway (a URC may be lost)
 _CME_NO_SOCKET = const(2104)
 _HOST_MAX = const(253)
+_CID_MAX = const(32)  # DTLS Connection ID bytes (mbed TLS's limit)
 
 
 class Socket:
@@ -40,7 +42,8 @@ class Socket:
     #   local_port:   0 lets the module choose.
     #   send_timeout, recv_timeout: the module's timeouts, seconds.
     #   urc:          1 announces frames without their length (as in the note), 2 with it.
-    #   connect_timeout_ms: the host's wait for AT#TCPCONNECT, TLS handshake included.
+    #   connect_timeout_ms: the host's wait for AT#TCPCONNECT/AT#DTLSCONNECT, handshake
+    #                 included.
     def __init__(
         self,
         modem,
@@ -53,9 +56,9 @@ class Socket:
         urc=1,
         connect_timeout_ms=90000,
     ):
-        if proto != TCP:
-            # TODO: UDP sockets and DTLS (AT#DTLSCONNECT with a Connection ID, AT#IPSENDUDP).
-            raise ValueError("only TCP sockets are supported")
+        if proto != TCP and proto != UDP:
+            raise ValueError("proto must be st87.TCP or st87.UDP")
+        self.proto = proto
         if sec_id is not None:
             modem.tls._check_id(sec_id)
         _check_int("local_port", local_port, 0, 65535)
@@ -73,7 +76,7 @@ class Socket:
         self._connect_ms = connect_timeout_ms
         self._create = b"".join(
             (
-                b"AT#SOCKETCREATE=5,0,TCP,",
+                b"AT#SOCKETCREATE=5,0,TCP," if proto == TCP else b"AT#SOCKETCREATE=5,0,UDP,",
                 str(local_port).encode(),
                 b",",
                 str(send_timeout).encode(),
@@ -92,6 +95,9 @@ class Socket:
         self._dest = None
         self._send_n = -1
         self._send_cmd = None
+        self._datagram = False  # UDP: a whole datagram waits in the spill buffer
+        self._cid = None
+        self._cid_negotiated = None
 
     def __enter__(self):
         return self
@@ -103,12 +109,21 @@ class Socket:
         self._timeout_ms = None if seconds is None else int(seconds * 1000)
 
     # Create the module's socket and connect it; with a security profile the module runs the
-    # TLS handshake before it answers. On any failure the module's socket is freed and the
-    # error (ATError, ATTimeout) is raised.
-    def connect(self, address):
+    # TLS (TCP) or DTLS (UDP) handshake before it answers. On any failure the module's socket
+    # is freed and the error (ATError, ATTimeout) is raised.
+    #   cid: for DTLS, the Connection ID (RFC 9146) to propose, 1..32 bytes; whether the peer
+    #        took it is in cid_negotiated.
+    # A UDP socket without a profile sends plain datagrams to the address; nothing is sent
+    # to the module for the connect beyond creating the socket.
+    def connect(self, address, cid=None):
         host, port = address
         host = _check_host(host)
         _check_int("port", port, 1, 65535)
+        if cid is not None:
+            if self.proto != UDP or self.sec_id is None:
+                raise ValueError("a Connection ID is for DTLS: a UDP socket with a sec_id")
+            if not isinstance(cid, (bytes, bytearray)) or not 0 < len(cid) <= _CID_MAX:
+                raise ValueError("cid must be 1..{} bytes".format(_CID_MAX))
         if self.state != CLOSED:
             raise ModemError("socket already used")
         ch = self._ch
@@ -119,20 +134,49 @@ class Socket:
         self._modem._sockets[self.id] = self
         self.state = CREATED
         sid = str(self.id).encode()
+        target = host + b"," + str(port).encode()
         try:
             self.state = CONNECTING
-            ch.command(
-                b"AT#TCPCONNECT=5," + sid + b"," + host + b"," + str(port).encode(),
-                self._connect_ms,
-                b"#TCPCONNECT:",
-            )
+            if self.proto == TCP:
+                cmd = b"AT#TCPCONNECT=5," + sid + b"," + target
+                ch.command(cmd, self._connect_ms, b"#TCPCONNECT:")
+            elif self.sec_id is not None:
+                cmd = b"AT#DTLSCONNECT=5," + sid + b"," + target
+                if cid is not None:
+                    ch.command(
+                        cmd + b"," + str(len(cid)).encode() + b",",
+                        self._connect_ms,
+                        b"#DTLSCONNECT:",
+                        hexdata=cid,
+                    )
+                else:
+                    ch.command(cmd, self._connect_ms, b"#DTLSCONNECT:")
         except BaseException:
             self._free()
             self.state = CLOSED
             raise
         self.state = CONNECTED
+        self._cid = cid
         self._read_cmd = b"AT#IPREAD=5," + sid + b"\r"
-        self._send_head = b"AT#IPSENDTCP=5," + sid + b",1,"
+        if self.proto == TCP:
+            self._send_head = b"AT#IPSENDTCP=5," + sid + b",1,"
+        else:
+            # <rai> 0: no release-assistance hint; send(..., rai=) sets one per datagram.
+            self._send_head = b"AT#IPSENDUDP=5," + sid + b"," + target + b",0,1,"
+            self._send_rai = b"AT#IPSENDUDP=5," + sid + b"," + target + b","
+
+    # Whether the peer took the Connection ID proposed at connect (True/False), None when
+    # none was proposed. Asked of the module once:
+    #   AT#DTLSCONNECT? -> "#DTLSCONNECT: <cid>,<sock>,<state>,<cid negotiated 0|1>"
+    @property
+    def cid_negotiated(self):
+        if self._cid is None or self.id is None:
+            return None
+        if self._cid_negotiated is None:
+            for line in self._ch.command(b"AT#DTLSCONNECT?"):
+                if field_int(line, 0, len(line), 1) == self.id:
+                    self._cid_negotiated = field_int(line, 0, len(line), 3) == 1
+        return self._cid_negotiated
 
     def _check_open(self):
         if self.state != CONNECTED:
@@ -140,23 +184,38 @@ class Socket:
                 raise ModemError("socket closed by the peer or by a module reboot")
             raise ModemError("socket not connected")
 
-    # Send up to 1400 bytes with the binary data type; returns the count sent.
-    def send(self, data):
+    # Send with the binary data type; returns the count sent. TCP: up to 1400 bytes of data
+    # (write() sends the rest). UDP: data is one datagram of at most 1400 bytes; a larger one
+    # is refused (ValueError), never cut. rai (UDP): the release-assistance hint, 0..2.
+    def send(self, data, rai=0):
         self._check_open()
         n = len(data)
         if n == 0:
             return 0
         if n > _SEND_MAX:
+            if self.proto == UDP:
+                raise ValueError(
+                    "datagram of {} bytes is larger than one send ({})".format(n, _SEND_MAX)
+                )
             n = _SEND_MAX
             data = memoryview(data)[:n]
-        if n != self._send_n:
-            self._send_cmd = self._send_head + str(n).encode() + b"\r"
+        if rai:
+            _check_int("rai", rai, 0, 2)
+            cmd = self._send_rai + str(rai).encode() + b",1," + str(n).encode() + b"\r"
+            self._send_n = -1
+        elif n != self._send_n:
+            self._send_cmd = cmd = self._send_head + str(n).encode() + b"\r"
             self._send_n = n
-        self._ch.send_binary(self._send_cmd, b"AT#IPSENDTCP", data, self._io_ms)
+        else:
+            cmd = self._send_cmd
+        name = b"AT#IPSENDTCP" if self.proto == TCP else b"AT#IPSENDUDP"
+        self._ch.send_binary(cmd, name, data, self._io_ms)
         return n
 
-    # Send all of data, in as many sends as it takes.
+    # Send all of data, in as many sends as it takes (UDP: one datagram).
     def write(self, data):
+        if self.proto == UDP:
+            return self.send(data)
         mv = memoryview(data)
         i = 0
         while i < len(mv):
@@ -176,6 +235,10 @@ class Socket:
         if not len(dest):
             return 0
 
+        # A datagram that did not fit the previous buffer, whole or not at all.
+        if self._datagram:
+            return self._take_datagram(dest)
+
         # Bytes left over from a frame larger than the previous buffer come first.
         if self._spill_at < self._spill_end:
             k = min(len(dest), self._spill_end - self._spill_at)
@@ -194,8 +257,14 @@ class Socket:
         while True:
             if not self._pending:
                 self._wait(deadline)
+            # A datagram that might not fit goes to the spill buffer, so it stays whole.
+            small = self.proto == UDP and len(dest) < _FRAME_MAX
             n = self._ch.transact(
-                self._read_cmd, b"AT#IPREAD", b"#IPREAD:", self._io_ms, (dest, self._spill)
+                self._read_cmd,
+                b"AT#IPREAD",
+                b"#IPREAD:",
+                self._io_ms,
+                (self._spill, self._spill[:0]) if small else (dest, self._spill),
             )
             if n == 0:
                 # Nothing queued: the announcement count was off (or this was a probe).
@@ -205,11 +274,26 @@ class Socket:
                 continue
             if self._pending:
                 self._pending -= 1
+            if small:
+                self._spill_end = n
+                self._datagram = True
+                return self._take_datagram(dest)
             if n > len(dest):
                 self._spill_at = 0
                 self._spill_end = n - len(dest)
                 return len(dest)
             return n
+
+    def _take_datagram(self, dest):
+        n = self._spill_end
+        if n > len(dest):
+            raise ValueError(
+                "datagram of {} bytes does not fit a {}-byte buffer".format(n, len(dest))
+            )
+        dest[0:n] = self._spill[0:n]
+        self._datagram = False
+        self._spill_end = 0
+        return n
 
     # Wait for an #IPRECV (or the peer's close). After _PROBE_MS without one, return anyway so
     # the caller reads: a lost URC must not hang the socket.
