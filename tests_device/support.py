@@ -70,6 +70,21 @@ def start_cert_peer(tls="1.2", cert="server", verify_client=False):
         return int(f.read()), handle
 
 
+# A python-mbedtls DTLS 1.2 echo server (each datagram comes back reversed): PSK when psk is
+# given, else the test PKI's server certificate.
+def start_dtls_peer(psk=None, identity=None, verify_client=False):
+    _n[0] += 1
+    handle = "{}/peer-{}-{}".format(PEERDIR, hex_of(os.urandom(4)), _n[0])
+    if psk is not None:
+        creds = "--psk {} --identity {}".format(hex_of(psk), identity)
+    else:
+        creds = "--pki " + PKI + (" --verify-client" if verify_client else "")
+    if os.system("{} {} start --dtls --state {} {}".format(PYTHON, PEERCTL, handle, creds)):
+        raise RuntimeError("DTLS peer did not start")
+    with open(handle + ".port") as f:
+        return int(f.read()), handle
+
+
 # A file of the test PKI, e.g. pki_file("ca.der"); the PKI is made on first use.
 def pki_file(name):
     if os.system("{} {} pki --pki {}".format(PYTHON, PEERCTL, PKI)) != 0:
