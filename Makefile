@@ -1,4 +1,4 @@
-# st87: make setup | demo | test | lint
+# st87: make setup | demo | test | suites | lint
 #
 # Every target sets itself up: `make setup` makes .venv with the host tools, the MicroPython
 # unix port, mpy-cross and micropython-unittest. It is idempotent and quick once done (a stamp
@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 MPYLIB := $(VENV)/mpylib
 
-.PHONY: setup demo test test-host test-device lint clean
+.PHONY: setup demo test test-host test-device suites lint clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,10 @@ test-host: setup
 
 test-device: setup
 	$(PY) tests_device/run.py
+
+# Every cipher suite of the application note's Table 6, end to end against a real peer.
+suites: setup
+	$(PY) tools/suites.py
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -135,7 +135,10 @@ class TcpPeer:
             self._threads.append(thread)
 
     def _serve(self, client):
-        client.settimeout(0.05)
+        try:
+            client.settimeout(0.05)
+        except OSError:
+            return  # stop() closed it before this thread got going
         while not self._stop.is_set():
             try:
                 data = client.recv(65536)
@@ -265,3 +268,315 @@ def provision(host, lines):
         assert reply.endswith(OK), (line[:40], reply)
     assert host.cmd(b"AT+CFUN=1") == OK
     host.wait_attached()
+
+
+# --- datagram peers ---
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# A plain UDP peer on 127.0.0.1: records every datagram and, with echo, sends it back as is.
+class UdpEchoPeer:
+    def __init__(self, echo=True):
+        self.echo = echo
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.port = self.sock.getsockname()[1]
+        self.received = []  # (datagram, sender)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except (TimeoutError, OSError):
+                continue
+            self.received.append((data, addr))
+            if self.echo:
+                self.sock.sendto(data, addr)
+
+    def wait_received(self, n, timeout=3):
+        deadline = time.monotonic() + timeout
+        while len(self.received) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return [data for data, _ in self.received]
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+# A minimal DTLS 1.2 echo server on python-mbedtls, for the st87-sim DTLS tests: PSK suites
+# with psk=(identity, key), ECDHE-ECDSA with cert=(certificate DER, key DER), and client
+# certificates required (against client_ca DER) when client_ca is given. Cookies (a
+# HelloVerifyRequest) as python-mbedtls servers always do. Each client address gets its own
+# session; every application record is echoed back as one datagram (echo=True), and is kept in
+# `received` in order.
+#
+# NOTE: python-mbedtls servers keep no session cache, so this peer never resumes a session;
+# the resumption tests use openssl s_server.
+class DtlsEchoPeer:
+    _TICK_S = 0.01  # how often the handshakes' retransmission timers are looked at
+
+    def __init__(self, psk=None, cert=None, client_ca=None, echo=True):
+        from mbedtls import exceptions, pk, tls, x509
+
+        self._tls = tls
+        self._error = exceptions.TLSError
+        options = {
+            "lowest_supported_version": tls.DTLSVersion.DTLSv1_2,
+            "highest_supported_version": tls.DTLSVersion.DTLSv1_2,
+            "handshake_timeout_min": 0.1,
+            "handshake_timeout_max": 2.0,
+            "validate_certificates": client_ca is not None,
+        }
+        if psk is not None:
+            options["pre_shared_key_store"] = {psk[0]: psk[1]}
+        if cert is not None:
+            options["certificate_chain"] = (
+                (x509.CRT.from_DER(cert[0]),),
+                pk.ECC.from_DER(cert[1]),
+            )
+        if client_ca is not None:
+            options["trust_store"] = tls.TrustStore([x509.CRT.from_DER(client_ca)])
+        self._ctx = tls.ServerContext(tls.DTLSConfiguration(**options))
+        self.echo = echo
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.received = []  # application data, one entry per record
+        self.handshakes = 0  # completed
+        self.failures = []  # handshake errors, as text
+        self.closed = 0  # close_notify (or fatal alerts) received from clients
+        self._clients = {}  # addr -> [buffer, established]
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        import select
+
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.sock], [], [], self._TICK_S)
+            with self._lock:
+                if ready:
+                    try:
+                        data, addr = self.sock.recvfrom(65535)
+                    except OSError:
+                        continue
+                    self._datagram(addr, data)
+                for addr, client in list(self._clients.items()):
+                    if not client[1]:
+                        self._step(addr, client)
+
+    def _new_buffer(self, addr):
+        buf = self._ctx.wrap_buffers()
+        buf.setcookieparam(f"{addr[0]}:{addr[1]}".encode())
+        return buf
+
+    def _datagram(self, addr, data):
+        client = self._clients.get(addr)
+        if client is None:
+            client = self._clients[addr] = [self._new_buffer(addr), False]
+        client[0].receive_from_network(data)
+        if client[1]:
+            self._read(addr, client)
+        else:
+            self._step(addr, client)
+
+    def _step(self, addr, client):
+        tls = self._tls
+        buf = client[0]
+        while True:
+            try:
+                buf.do_handshake()
+            except tls.WantReadError:
+                break
+            except tls.WantWriteError:
+                self._flush(addr, buf)
+                continue
+            except tls.HelloVerifyRequest:
+                # The context was reset: the client's next hello carries the cookie.
+                self._flush(addr, buf)
+                client[0] = self._new_buffer(addr)
+                return
+            except self._error as exc:
+                self._flush(addr, buf)  # the alert
+                self.failures.append(str(exc))
+                del self._clients[addr]
+                return
+            if buf._handshake_state is tls.HandshakeStep.HANDSHAKE_OVER:
+                self._flush(addr, buf)
+                client[1] = True
+                self.handshakes += 1
+                self._read(addr, client)
+                return
+        self._flush(addr, buf)
+
+    def _read(self, addr, client):
+        tls = self._tls
+        buf = client[0]
+        room = bytearray(16384)
+        while True:
+            try:
+                n = buf.readinto(room, len(room))
+            except (tls.WantReadError, tls.WantWriteError):
+                break
+            except tls.RaggedEOF:
+                continue
+            except self._error:
+                self.closed += 1
+                del self._clients[addr]
+                return
+            message = bytes(room[:n])
+            self.received.append(message)
+            if self.echo:
+                buf.write(message)
+                self._flush(addr, buf)
+        self._flush(addr, buf)  # a retransmitted last flight of ours, if the client asked
+
+    def _flush(self, addr, buf):
+        pending = buf.peek_outgoing(65535)
+        if pending:
+            buf.consume_outgoing(len(pending))
+            self.sock.sendto(pending, addr)
+
+    def _latest(self):
+        for addr, client in reversed(list(self._clients.items())):
+            if client[1]:
+                return addr, client
+        raise AssertionError("no DTLS client is connected")
+
+    # Send one record (one datagram) to the most recent client.
+    def push(self, data):
+        with self._lock:
+            addr, client = self._latest()
+            client[0].write(data)
+            self._flush(addr, client[0])
+
+    # End the most recent client's session with a close_notify.
+    def close_client(self):
+        with self._lock:
+            addr, client = self._latest()
+            client[0].shutdown()
+            self._flush(addr, client[0])
+            del self._clients[addr]
+
+    def wait(self, what, n, timeout=3):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = getattr(self, what)
+            if (len(got) if isinstance(got, list) else got) >= n:
+                break
+            time.sleep(0.01)
+        return getattr(self, what)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+# `openssl s_server -dtls1_2` on a free UDP port of 127.0.0.1. Unlike peers.OpenSSLServer its
+# stdin stays open (s_server ends when its stdin does, and it has no -rev for DTLS): a test
+# sends text to the client with say(); `output` is everything s_server printed, which shows
+# what it received and whether it reused a session.
+class OpenSSLDtlsServer:
+    def __init__(self, args):
+        self.args = list(args)
+        self.port = None
+        self.proc = None
+        self._out = bytearray()
+        self._reader = None
+
+    @classmethod
+    def psk(cls, psk_hex, identity, extra=()):
+        return cls(["-nocert", "-psk", psk_hex, "-psk_identity", identity, *extra])
+
+    @property
+    def output(self):
+        return bytes(self._out).decode(errors="replace")
+
+    def start(self):
+        import subprocess
+
+        for _ in range(5):
+            self.port = free_udp_port()
+            cmd = ["openssl", "s_server", "-dtls1_2", "-accept", f"127.0.0.1:{self.port}"]
+            self.proc = subprocess.Popen(
+                cmd + self.args,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            self._out.clear()
+            self._reader = threading.Thread(target=self._read, daemon=True)
+            self._reader.start()
+            if self.wait_output("ACCEPT", timeout=10):
+                return self
+            self.stop()
+        raise RuntimeError("openssl s_server -dtls1_2 did not start: " + self.output)
+
+    def _read(self):
+        while True:
+            chunk = self.proc.stdout.read1(4096)
+            if not chunk:
+                return
+            self._out += chunk
+
+    # Wait until `text` was printed `count` times; True when it was.
+    def wait_output(self, text, count=1, timeout=5):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.output.count(text) >= count:
+                return True
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                return self.output.count(text) >= count
+            time.sleep(0.02)
+        return False
+
+    # A line to the connected client (one DTLS record).
+    def say(self, line):
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(timeout=2)
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -58,3 +58,20 @@ def hex_payload(text, length, code):
     if len(text) != 2 * length or not HEXDIGITS.issuperset(text):
         raise CmeError(code)
     return bytes.fromhex(text)
+
+
+# The data in the last field of AT#IPSENDTCP/AT#IPSENDUDP by <type>: 0 text inline, 2 hex
+# inline, 1 binary (the field is the length and the bytes follow the OK). Returns (data, its
+# length), with data None for binary.
+def send_payload(kind, field):
+    if kind == 0:
+        data = unquote(field).encode("latin-1")
+    elif kind == 2:
+        hex_text = unquote(field)
+        data = hex_payload(hex_text, len(hex_text) // 2, 3)
+    elif kind == 1:
+        (length,) = ints([field])
+        return None, length
+    else:
+        raise CmeError(3)
+    return data, len(data)

@@ -33,6 +33,16 @@ def _dns(text):
     return name, ip
 
 
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number from 0 to 1")
+    return value
+
+
 def _profile(text):
     try:
         return FirmwareProfile.load(text)
@@ -54,6 +64,14 @@ def _parser():
     p.add_argument("--route", type=_route, action="append", default=[], metavar="A:P=127.0.0.1:Q")
     p.add_argument("--dns", type=_dns, action="append", default=[], metavar="NAME=IP")
     p.add_argument("--chunk", type=int, default=0, help="deliver output N bytes at a time")
+    p.add_argument(
+        "--loss",
+        type=_fraction,
+        default=0.0,
+        metavar="RATE",
+        help="lose this fraction of UDP datagrams each way (0..1)",
+    )
+    p.add_argument("--loss-seed", type=int, metavar="N", help="repeat the same losses every run")
     p.add_argument("-v", "--verbose", action="store_true", help="log the AT exchange to stderr")
     return p
 
@@ -72,6 +90,8 @@ def main(argv=None):
             routes=dict(args.route),
             dns=dict(args.dns),
             chunk=args.chunk,
+            loss=args.loss,
+            loss_seed=args.loss_seed,
         )
     except ValueError as exc:
         print(f"st87-sim: {exc}", file=sys.stderr)

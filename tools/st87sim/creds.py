@@ -176,17 +176,21 @@ class CredentialCommands:
             log.info("credential write refused: CFUN is %d, the firmware wants 4", self._cfun)
             raise CmeError(BARE)
 
+    # Any credential write or delete forgets the profile's kept TLS/DTLS sessions: they were
+    # made with credentials it may no longer hold.
     def _store_add(self, sec, kind, element):
         try:
             self.store.add(sec, kind, element)
         except its.ItsError as exc:
             raise CmeError(exc.code) from None
+        self.sessions.forget(sec)
 
     def _store_delete(self, sec, kinds):
         try:
             self.store.delete(sec, kinds)
         except its.ItsError as exc:
             raise CmeError(exc.code) from None
+        self.sessions.forget(sec)
 
     # --- AT#TLSKEYADD=<sec>,<type>,<storage>,<data_flag>,<len>[,<data>] ---
 
@@ -409,7 +413,7 @@ class CredentialCommands:
         self._store_delete(sec, kinds)
         self._ok()
 
-    # --- what AT#TCPCONNECT gives the engine ---
+    # --- what AT#TCPCONNECT and AT#DTLSCONNECT give the engines ---
 
     def _credentials(self, sec):
         def data(kind):

@@ -10,6 +10,9 @@
 # protocol_version alert) we reconnect and run the TLS 1.2 handshake. Without a CA we never try
 # 1.3, because the note's Table 7 makes the CA mandatory for it. Two libraries cannot share one
 # ClientHello, hence two connections where the real module needs one.
+#
+# DTLS 1.2 (python-mbedtls too) is in dtls.py; it builds its configuration with
+# mbedtls_options() from here. Session resumption for the mbed TLS paths is in sessions.py.
 
 import base64
 import dataclasses
@@ -26,6 +29,9 @@ from mbedtls import exceptions as _mbedtls_errors
 from mbedtls import pk as _pk
 from mbedtls import tls as _tls
 from mbedtls import x509 as _x509
+
+from . import sessions
+from .handshake import Handshake, Tally
 
 log = logging.getLogger("st87sim.engine")
 
@@ -72,8 +78,6 @@ class Credentials:
     ca: bytes | None = None
     cert: bytes | None = None
     key: bytes | None = dataclasses.field(default=None, repr=False)
-    # TODO: DTLS 1.2 with an optional Connection ID (python-mbedtls DTLSConfiguration);
-    # session resumption.
 
     def has_psk(self):
         return bool(self.psk and self.identity)
@@ -122,6 +126,7 @@ class TlsLink:
     def __init__(self, sock, buffer):
         self.sock = sock
         self._buf = buffer
+        self.session = None  # the session to keep for resumption (sessions.save), if any
         # The reader thread decrypts while the AT thread encrypts; an mbedtls context is not
         # safe for that, so both go through this lock.
         self._lock = threading.Lock()
@@ -164,13 +169,15 @@ class TlsLink:
     def describe(self):
         return f"{self._buf.negotiated_tls_version().name} {self._buf.cipher()}"
 
-    def _flush(self):
+    def _flush(self, tally=None):
         while True:
             pending = self._buf.peek_outgoing(_READ_CHUNK)
             if not pending:
                 return
             self.sock.sendall(pending)
             self._buf.consume_outgoing(len(pending))
+            if tally is not None:
+                tally.sent(pending)
 
 
 # A TLS 1.3 session on an ssl.SSLObject with memory BIOs: the same shape as TlsLink.
@@ -221,39 +228,64 @@ class SslLink:
     def describe(self):
         return f"{self._obj.version()} {self._obj.cipher()[0]}"
 
-    def _flush(self):
+    def _flush(self, tally=None):
         pending = self._out.read()
         if pending:
             self.sock.sendall(pending)
+            if tally is not None:
+                tally.sent(pending)
 
 
 # Run the client handshake for a security profile. connect() returns a new connected TCP
 # socket (called twice when a TLS 1.3 attempt is refused); server_name is the SNI and the name
-# checked against the certificate (None for an IP literal). Returns a link whose .sock is the
-# socket in use. Raises HandshakeError with a reason that holds no secret, or OSError from
-# connect().
-def tls_connect(connect, creds, server_name, timeout_s):
+# checked against the certificate (None for an IP literal). session: a TLS 1.2 session kept
+# from an earlier handshake (sessions.save), offered for resumption. new_record(protocol)
+# returns the Handshake to fill in for each attempt. Returns a link whose .sock is the socket
+# in use and whose .session is the session to keep, if any. Raises HandshakeError with a
+# reason that holds no secret, or OSError from connect().
+def tls_connect(connect, creds, server_name, timeout_s, *, session=None, new_record=None):
+    if new_record is None:
+        new_record = _scratch_record
     if not creds.has_psk() and not creds.has_certs():
         raise HandshakeError("the security profile holds no usable credentials")
     if creds.ca:
         sock = connect()
+        tally = Tally(new_record("TLS 1.3"), datagram=False, resumption=False)
         try:
-            return _tls13(sock, creds, server_name, timeout_s)
+            return _finished(tally, _tls13(sock, creds, server_name, timeout_s, tally))
         except _VersionRefused as exc:
             sock.close()
+            tally.finish(False, f"TLS 1.3 refused: {exc}")
             log.info("the server refused TLS 1.3 (%s); reconnecting for TLS 1.2", exc)
-        except BaseException:
+        except BaseException as exc:
             sock.close()
+            tally.finish(False, str(exc))
             raise
+    # TODO: a TLS 1.3 session (Python's ssl can resume one) is neither kept nor offered.
     sock = connect()
+    tally = Tally(new_record("TLS 1.2"), datagram=False)
     try:
-        return _tls12(sock, creds, server_name, timeout_s)
-    except BaseException:
+        return _finished(tally, _tls12(sock, creds, server_name, timeout_s, session, tally))
+    except BaseException as exc:
         sock.close()
+        tally.finish(False, str(exc))
         raise
 
 
-def _tls12(sock, creds, server_name, timeout_s):
+def _scratch_record(protocol):
+    return Handshake(protocol, sec_id=-1, peer=None)
+
+
+def _finished(tally, link):
+    tally.record.cipher = link.describe().split(" ", 1)[1]
+    tally.finish(True)
+    return link
+
+
+# What a security profile gives an mbed TLS (D)TLS 1.2 client configuration: ciphers, PSK,
+# trust store and client certificate, as keyword arguments of TLSConfiguration and
+# DTLSConfiguration alike. Raises HandshakeError when the profile cannot take part.
+def mbedtls_options(creds):
     # NOTE [model]: a profile with only a PSK offers only the PSK suites, as before
     # certificates existed; the ECDHE-ECDSA suites need some certificate material.
     ciphers = ECDSA_SUITES if creds.has_certs() else ()
@@ -267,7 +299,10 @@ def _tls12(sock, creds, server_name, timeout_s):
         ciphers += PSK_SUITES
     if not ciphers:
         raise HandshakeError("the security profile holds no PSK identity")
-    options = {}
+    # Table 7: no CA, no server check in (D)TLS 1.2.
+    options = {"validate_certificates": bool(creds.ca), "ciphers": ciphers}
+    if psk is not None:
+        options["pre_shared_key"] = psk
     if creds.ca:
         # The profile's CA is the only trust anchor: no system store. mbed TLS also checks
         # the validity dates, and the host name when there is one.
@@ -279,30 +314,35 @@ def _tls12(sock, creds, server_name, timeout_s):
             (_x509.CRT.from_DER(creds.cert),),
             _pk.ECC.from_DER(creds.key),
         )
+    return options
+
+
+def _tls12(sock, creds, server_name, timeout_s, session, tally):
+    options = mbedtls_options(creds)
     sock.settimeout(timeout_s)
     try:
         config = _tls.TLSConfiguration(
-            validate_certificates=bool(creds.ca),  # Table 7: no CA, no server check in 1.2
-            ciphers=ciphers,
             lowest_supported_version=_tls.TLSVersion.TLSv1_2,
             highest_supported_version=_tls.TLSVersion.TLSv1_2,
-            pre_shared_key=psk,
             **options,
         )
         buf = _tls.ClientContext(config).wrap_buffers(server_name)
+        if session is not None:
+            tally.record.offered_session = sessions.offer(buf, session)
         link = TlsLink(sock, buf)
         while buf._handshake_state is not _tls.HandshakeStep.HANDSHAKE_OVER:
             try:
                 buf.do_handshake()
             except _tls.WantReadError:
-                link._flush()
+                link._flush(tally)
                 raw = sock.recv(_READ_CHUNK)
                 if not raw:
                     raise HandshakeError("the peer closed the connection during the handshake")
+                tally.received(raw)
                 buf.receive_from_network(raw)
             except _tls.WantWriteError:
-                link._flush()
-        link._flush()
+                link._flush(tally)
+        link._flush(tally)
     except socket.timeout:
         raise HandshakeError(f"TLS 1.2: no handshake progress within {timeout_s} s") from None
     except _mbedtls_errors.TLSError as exc:
@@ -312,11 +352,13 @@ def _tls12(sock, creds, server_name, timeout_s):
     finally:
         sock.settimeout(None)
     if creds.ca:
-        _check_issuer(buf.getpeercert(binary_form=True), creds.ca)
+        check_issuer(buf.getpeercert(binary_form=True), creds.ca)
+    # Taken now: closing the link resets the context, and the session with it.
+    link.session = sessions.save(buf)
     return link
 
 
-def _tls13(sock, creds, server_name, timeout_s):
+def _tls13(sock, creds, server_name, timeout_s, tally):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # loads no system CAs by itself
     ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_3
     # NOTE: Python's ssl cannot restrict the TLS 1.3 suites (OpenSSL's SSL_CTX_set_ciphersuites
@@ -363,14 +405,15 @@ def _tls13(sock, creds, server_name, timeout_s):
                 obj.do_handshake()
                 break
             except ssl.SSLWantReadError:
-                link._flush()
+                link._flush(tally)
                 raw = sock.recv(_READ_CHUNK)
                 if not raw:
                     if refused():
                         raise _VersionRefused("closed before its ServerHello")
                     raise HandshakeError("the peer closed the connection during the handshake")
+                tally.received(raw)
                 incoming.write(raw)
-        link._flush()
+        link._flush(tally)
     except ssl.SSLError as exc:
         if exc.reason in _VERSION_REFUSED or refused():
             raise _VersionRefused(exc.reason or str(exc)) from None
@@ -384,7 +427,7 @@ def _tls13(sock, creds, server_name, timeout_s):
         sock.settimeout(None)
     if _CERTIFICATE_REQUEST in seen and not creds.client_auth():
         raise HandshakeError("TLS 1.3: the server asks for a client certificate; none stored")
-    _check_issuer(obj.getpeercert(binary_form=True), creds.ca)
+    check_issuer(obj.getpeercert(binary_form=True), creds.ca)
     return link
 
 
@@ -408,7 +451,7 @@ def _pem(label, der):
 
 # The module walks no chain: the server's own certificate must be signed by the profile's CA
 # itself, even when the server sends intermediates that would lead there.
-def _check_issuer(peer_der, ca_der):
+def check_issuer(peer_der, ca_der):
     if not peer_der:
         return  # a PSK suite: no server certificate
     try:

@@ -14,33 +14,39 @@ import logging
 import threading
 import time
 
-from . import engine, its, net
+from . import dtls, engine, its, net, sessions
 from .atcmd import BARE as _BARE
 from .atcmd import CmeError as _CmeError
 from .atcmd import PlainError as _PlainError
-from .atcmd import hex_payload, ints, split_args
-from .atcmd import unquote as _unquote
+from .atcmd import hex_payload, ints, send_payload, split_args
 from .creds import CredentialCommands, redact
+from .handshake import Handshake
 from .profile import FirmwareProfile
+from .sockstate import (
+    CID,
+    MAX_PAYLOAD,
+    MAX_SOCKETS,
+    SOCK_CLOSED,
+    SOCK_CONNECTED,
+    SOCK_CREATED,
+    STATE_NAMES,
+    RawSend,
+    Socket,
+    SocketInfo,
+)
+from .udp import DatagramCommands
 
 log = logging.getLogger("st87sim")
 at_log = logging.getLogger("st87sim.at")
 
-CID = 5  # the only PDN context; the note's examples use 5
 MODULE_IP = "10.10.0.2"
-MAX_SOCKETS = 6
-MAX_PAYLOAD = 1400  # bytes per send and per received frame [model]
+
+_KEPT_HANDSHAKES = 1000
 
 # Module states.
 BOOTING = "booting"
 READY = "ready"
 ASLEEP = "asleep"
-
-# Socket states, as AT#SOCKETCREATE? prints them [model].
-SOCK_CREATED = 0
-SOCK_CONNECTED = 1
-SOCK_CLOSED = 2  # the peer or the stack closed it; the id stays allocated
-_STATE_NAMES = {SOCK_CREATED: "created", SOCK_CONNECTED: "connected", SOCK_CLOSED: "closed"}
 
 # Text for AT+CMEE=2 on profiles that have it (PROTOCOL.md section 6).
 _CME_TEXT = {
@@ -74,42 +80,15 @@ class _Timer:
         self.cancelled = True
 
 
-class _Socket:
-    def __init__(self, sock_id, proto, *, local_port, send_to, recv_to, urc, sec_id):
-        self.id = sock_id
-        self.proto = proto
-        self.local_port = local_port
-        self.send_to = send_to
-        self.recv_to = recv_to
-        self.urc = urc
-        self.sec_id = sec_id
-        self.state = SOCK_CREATED
-        self.conn = None
-        self.remote = None
-        self.frames = collections.deque()
-
-
-SocketInfo = collections.namedtuple(
-    "SocketInfo", "id cid proto state sec_id local_port remote queued"
-)
-
-
-# A binary send (AT#IPSENDTCP type 1) waiting for its payload bytes.
-class _RawSend:
-    def __init__(self, sock, need, swallow, timer):
-        self.sock = sock
-        self.need = need
-        self.buf = bytearray()
-        self.swallow = swallow
-        self.timer = timer
-
-
-class Module(CredentialCommands):
+class Module(CredentialCommands, DatagramCommands):
     # profile: FirmwareProfile, a profile name, or a JSON file path (default: "default").
     # state_path: JSON file of the committed ITS (None: kept in memory only).
     # routes: {"A:P": ("127.0.0.1", Q)}; dns: {"name": "127.0.0.1"}.
     # chunk: deliver at most this many bytes per read (0: no limit).
     # late_reply_ms: delay every command's reply. boot_noise: bytes before each boot URC.
+    # loss: the fraction of datagrams lost between the module and its UDP peers, each way
+    # (also the `loss` attribute); loss_seed makes the losses repeat from run to run.
+    # dtls_timeout_ms: the DTLS handshake retransmission timer, (first, longest).
     def __init__(
         self,
         profile=None,
@@ -120,6 +99,9 @@ class Module(CredentialCommands):
         chunk=0,
         late_reply_ms=0,
         boot_noise=b"",
+        loss=0.0,
+        loss_seed=None,
+        dtls_timeout_ms=dtls.HANDSHAKE_TIMEOUT_MS,
     ):
         if profile is None:
             profile = FirmwareProfile()
@@ -131,6 +113,12 @@ class Module(CredentialCommands):
         self.chunk = chunk
         self.late_reply_ms = late_reply_ms
         self.boot_noise = boot_noise
+        self._loss = dtls.Loss(loss, loss_seed)
+        self.dtls_timeout_ms = dtls_timeout_ms
+        # Every TLS/DTLS handshake attempt that reached the network (handshake.Handshake).
+        self.handshakes = []
+        # TLS/DTLS 1.2 sessions for resumption, kept across reboots like the ITS (sessions.py).
+        self.sessions = sessions.SessionCache()
 
         self._cv = threading.Condition()
         self._inbox = bytearray()
@@ -190,6 +178,14 @@ class Module(CredentialCommands):
         self._call(lambda: self._boot(b"#REBOOT_RESET"))
 
     @property
+    def loss(self):
+        return self._loss.rate
+
+    @loss.setter
+    def loss(self, rate):
+        self._loss.rate = rate
+
+    @property
     def state(self):
         return self._state
 
@@ -205,7 +201,7 @@ class Module(CredentialCommands):
                     s.id,
                     CID,
                     s.proto,
-                    _STATE_NAMES[s.state],
+                    STATE_NAMES[s.state],
                     s.sec_id,
                     s.local_port,
                     s.remote,
@@ -592,10 +588,12 @@ class Module(CredentialCommands):
             "#SOCKETCREATE": self._h_socketcreate,
             "#TCPCONNECT": self._h_tcpconnect,
             "#IPSENDTCP": self._h_ipsendtcp,
+            "#DTLSCONNECT": self._h_dtlsconnect,
+            "#IPSENDUDP": self._h_ipsendudp,
             "#IPREAD": self._h_ipread,
             "#SOCKETCLOSE": self._h_socketclose,
-            # TODO: AT#DTLSCONNECT and AT#IPSENDUDP (UDP and DTLS sockets), AT#IPPARAMS (DNS
-            # server setting). Until then they answer ERROR, as unknown commands do.
+            # TODO: AT#IPPARAMS (DNS server setting). Until then it answers ERROR, as unknown
+            # commands do.
         }
 
     # --- parameter helpers ---
@@ -761,6 +759,18 @@ class Module(CredentialCommands):
 
     # --- sockets (PROTOCOL.md section 5) ---
 
+    # What the engines call for each handshake attempt: a Handshake kept in self.handshakes
+    # (the last _KEPT_HANDSHAKES of them, so that a long-running emulator does not grow).
+    # Runs on the worker (the handshakes run there).
+    def _new_record(self, sec_id, peer, **fields):
+        def new_record(protocol):
+            record = Handshake(protocol, sec_id, peer, **fields)
+            self.handshakes.append(record)
+            del self.handshakes[:-_KEPT_HANDSHAKES]
+            return record
+
+        return new_record
+
     def _check_stack(self, cid):
         if cid != CID or not self._ip_up:
             raise _CmeError(2106)
@@ -802,7 +812,7 @@ class Module(CredentialCommands):
             raise _CmeError(2159)
         # NOTE: local_port belongs to the module's own address; no host port is bound, so
         # that the note's 5000 cannot collide with anything on this machine.
-        sock = _Socket(
+        sock = Socket(
             free[0],
             proto,
             local_port=local_port,
@@ -813,7 +823,6 @@ class Module(CredentialCommands):
         )
         with self._sock_lock:
             self._sockets[sock.id] = sock
-        # TODO: UDP sockets are allocated but cannot send (AT#IPSENDUDP, AT#DTLSCONNECT).
         self._info(f"#SOCKETCREATE: {sock.id}")
         self._ok()
 
@@ -847,6 +856,8 @@ class Module(CredentialCommands):
         creds = self._credentials(sock.sec_id) if sock.sec_id is not None else None
         server_name = None if net.ip_literal(host) else host
         timeout_s = min(sock.send_to or 60, 60)
+        session_key = (sock.sec_id, "tcp", ip, real_port)
+        session = self.sessions.get(session_key, creds) if creds is not None else None
 
         def on_data(data):
             self._post(lambda: self._net_data(sock, conn_box[0], data))
@@ -864,6 +875,8 @@ class Module(CredentialCommands):
                 timeout_s=timeout_s,
                 on_data=on_data,
                 on_closed=on_closed,
+                session=session,
+                new_record=self._new_record(sock.sec_id, (ip, real_port)),
             )
         except (OSError, engine.HandshakeError, net.Refused) as exc:
             what = "TLS handshake" if creds is not None else "TCP connect"
@@ -873,6 +886,8 @@ class Module(CredentialCommands):
         sock.conn = conn
         sock.remote = (ip, real_port)
         sock.state = SOCK_CONNECTED
+        if creds is not None:
+            self.sessions.put(session_key, creds, getattr(conn.link, "session", None))
         log.info(
             "socket %d connected to %s:%d via %s:%d, %s",
             sock.id,
@@ -892,33 +907,27 @@ class Module(CredentialCommands):
         if len(fields) != 4:
             raise _CmeError(3)
         cid, sock_id, kind = self._ints(fields[:3])
-        payload = fields[3]
-        if kind == 0:
-            data = _unquote(payload).encode("latin-1")
-        elif kind == 2:
-            hex_text = _unquote(payload)
-            data = self._hex_payload(hex_text, len(hex_text) // 2, 3)
-        elif kind == 1:
-            (length,) = self._ints([payload])
-            data = None
-        else:
-            raise _CmeError(3)
-        if data is not None:
-            length = len(data)
+        data, length = send_payload(kind, fields[3])
         if not 1 <= length <= MAX_PAYLOAD:
             raise _CmeError(3)
         self._check_stack(cid)
         sock = self._socket(sock_id)
+        if sock.proto != "TCP":
+            raise _CmeError(3)
         if sock.state != SOCK_CONNECTED:
             raise _CmeError(2154)
         if data is not None:
             self._send(sock, data)
             return
-        # Binary: OK now, then exactly <len> raw bytes, then the final result.
-        # NOTE [model]: if the bytes do not all come within the socket's send timeout, the
-        # module gives up with +CME ERROR: 2154 and reads commands again.
+        self._expect_raw(sock, length, lambda payload: self._send(sock, payload))
+
+    # Binary send: OK now, then exactly `length` raw bytes, then deliver(bytes) gives the
+    # final result.
+    # NOTE [model]: if the bytes do not all come within the socket's send timeout, the module
+    # gives up with +CME ERROR: 2154 and reads commands again.
+    def _expect_raw(self, sock, length, deliver):
         self._ok()
-        raw = _RawSend(sock, length, self._swallow, None)
+        raw = RawSend(sock, length, self._swallow, None, deliver)
         raw.timer = self._after((sock.send_to or 60) * 1000, lambda: self._raw_timeout(raw))
         self._raw = raw
 
@@ -926,10 +935,10 @@ class Module(CredentialCommands):
         raw, self._raw = self._raw, None
         raw.timer.cancel()
         self._reply = []
-        if self._sockets.get(raw.sock.id) is not raw.sock or raw.sock.state != SOCK_CONNECTED:
+        if self._sockets.get(raw.sock.id) is not raw.sock or raw.sock.state == SOCK_CLOSED:
             self._info(self._error_line(2154))
         else:
-            self._send(raw.sock, bytes(raw.buf))
+            raw.deliver(bytes(raw.buf))
         self._flush_reply(raw.swallow)
 
     def _raw_timeout(self, raw):
@@ -1007,17 +1016,20 @@ class Module(CredentialCommands):
     def _net_data(self, sock, conn, data):
         if self._sockets.get(sock.id) is not sock or sock.conn is not conn:
             return  # closed meanwhile
+        for start in range(0, len(data), MAX_PAYLOAD):
+            self._queue_frame(sock, data[start : start + MAX_PAYLOAD])
+        log.info("socket %d: received %d bytes", sock.id, len(data))
+
+    # One frame for AT#IPREAD, announced as the socket's <urc> asks.
+    def _queue_frame(self, sock, frame):
         self._touch()
         if self._state == ASLEEP:
-            self._wake(f"{len(data)} bytes from the network")
-        for start in range(0, len(data), MAX_PAYLOAD):
-            frame = data[start : start + MAX_PAYLOAD]
-            sock.frames.append(frame)
-            if sock.urc == 1:
-                self._urc(f"#IPRECV: {CID},{sock.id}")
-            elif sock.urc == 2:
-                self._urc(f"#IPRECV: {CID},{sock.id},{len(frame)}")
-        log.info("socket %d: received %d bytes", sock.id, len(data))
+            self._wake(f"{len(frame)} bytes from the network")
+        sock.frames.append(frame)
+        if sock.urc == 1:
+            self._urc(f"#IPRECV: {CID},{sock.id}")
+        elif sock.urc == 2:
+            self._urc(f"#IPRECV: {CID},{sock.id},{len(frame)}")
 
     def _net_closed(self, sock, conn, reason):
         if self._sockets.get(sock.id) is not sock or sock.conn is not conn:

@@ -1,5 +1,5 @@
 # The emulated module's view of the network: a loopback-only policy with explicit routes and
-# a local DNS table, and connected sockets with a reader thread each.
+# a local DNS table, and TCP connections and UDP sockets with a reader thread each.
 #
 # Safety: nothing here ever resolves a name through the host's resolver or connects to an
 # address outside 127.0.0.0/8 and ::1. An AT command naming anything else (the application
@@ -10,7 +10,7 @@ import logging
 import socket
 import threading
 
-from . import engine
+from . import dtls, engine
 
 log = logging.getLogger("st87sim.net")
 
@@ -114,14 +114,24 @@ class Connection:
         self._thread = threading.Thread(target=self._read_loop, name="st87sim-sock", daemon=True)
 
     # Connect to ip:port (already mapped by NetPolicy.target) and, with credentials, run the
-    # TLS handshake (the engine may connect twice: TLS 1.3 first, then 1.2). Raises OSError
-    # or engine.HandshakeError.
+    # TLS handshake (the engine may connect twice: TLS 1.3 first, then 1.2), offering
+    # `session` and filling in new_record(protocol) for each attempt. Raises OSError or
+    # engine.HandshakeError.
     @classmethod
-    def open(cls, ip, port, *, creds, server_name, timeout_s, on_data, on_closed):
-        if not is_loopback(ip):
-            # The policy already refused this; the check stays here so that no caller can
-            # ever get a non-loopback connection out of this module.
-            raise Refused(f"{ip} is not loopback")
+    def open(
+        cls,
+        ip,
+        port,
+        *,
+        creds,
+        server_name,
+        timeout_s,
+        on_data,
+        on_closed,
+        session=None,
+        new_record=None,
+    ):
+        _check_loopback(ip)
 
         def connect():
             sock = socket.create_connection((ip, port), timeout=timeout_s)
@@ -129,7 +139,9 @@ class Connection:
             return sock
 
         if creds is not None:
-            link = engine.tls_connect(connect, creds, server_name, timeout_s)
+            link = engine.tls_connect(
+                connect, creds, server_name, timeout_s, session=session, new_record=new_record
+            )
         else:
             link = engine.PlainLink(connect())
         conn = cls(link.sock, link, on_data, on_closed)
@@ -167,4 +179,107 @@ class Connection:
         except OSError as exc:
             reason = f"socket error: {exc}"
         if not self._closing:
+            self._on_closed(reason)
+
+
+# The policy refuses non-loopback targets already; this check stays at the sockets so that no
+# caller can ever get a non-loopback connection or datagram out of this module.
+def _check_loopback(ip):
+    if not is_loopback(ip):
+        raise Refused(f"{ip} is not loopback")
+
+
+# A UDP socket: plain (datagrams to any loopback address, from anyone) or a DTLS session with
+# one peer. The reader thread hands each received frame (one datagram; for DTLS one record)
+# to on_frame(bytes), and the end of a DTLS session to on_closed(reason); both run on the
+# reader thread. Datagrams go through the loss injection both ways.
+class DatagramConnection:
+    _POLL_S = 0.1  # how often the reader looks at the closing flag
+
+    def __init__(self, port, link, on_frame, on_closed):
+        self.port = port
+        self.link = link
+        self._on_frame = on_frame
+        self._on_closed = on_closed
+        self._closing = False
+        self._thread = threading.Thread(target=self._read_loop, name="st87sim-udp", daemon=True)
+
+    @classmethod
+    def open_plain(cls, *, loss, on_frame, on_closed):
+        port = dtls.DatagramPort(loss)
+        conn = cls(port, dtls.PlainDatagramLink(port), on_frame, on_closed)
+        conn._thread.start()
+        return conn
+
+    # Run the DTLS handshake with ip:port (already mapped by NetPolicy.target); see
+    # dtls.dtls_connect for the rest. Raises engine.HandshakeError.
+    @classmethod
+    def open_dtls(
+        cls,
+        ip,
+        port,
+        *,
+        creds,
+        server_name,
+        timeout_s,
+        loss,
+        on_frame,
+        on_closed,
+        record,
+        session=None,
+        cid=None,
+        timeouts_ms=None,
+    ):
+        _check_loopback(ip)
+        udp = dtls.DatagramPort(loss, remote=(ip, port))
+        try:
+            link = dtls.dtls_connect(
+                udp,
+                creds,
+                server_name,
+                timeout_s,
+                record=record,
+                session=session,
+                cid=cid,
+                timeouts_ms=timeouts_ms,
+            )
+        except BaseException:
+            udp.close()
+            raise
+        conn = cls(udp, link, on_frame, on_closed)
+        conn._thread.start()
+        return conn
+
+    # One datagram; addr (already mapped and checked) for a plain socket, None for DTLS.
+    def send(self, data, addr=None):
+        if addr is not None:
+            _check_loopback(addr[0])
+        self.link.send(data, addr)
+
+    def close(self):
+        if self._closing:
+            return
+        self._closing = True
+        self.link.shutdown()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=2)
+        self.port.close()
+
+    def _read_loop(self):
+        reason = None
+        try:
+            for frame in getattr(self.link, "early", ()):
+                self._on_frame(frame)
+            while not self._closing:
+                got = self.port.recv(self._POLL_S)
+                if got is None:
+                    continue
+                for frame in self.link.decode(got[0]):
+                    if not self._closing:
+                        self._on_frame(frame)
+        except engine.LinkClosed as exc:
+            reason = f"DTLS: {exc}"
+        except OSError as exc:
+            reason = f"socket error: {exc}"
+        if reason is not None and not self._closing:
             self._on_closed(reason)
