@@ -6,7 +6,7 @@ import signal
 import sys
 import threading
 
-from . import net
+from . import net, tls13
 from .module import Module
 from .profile import FirmwareProfile
 from .pty import PtyServer, TcpServer
@@ -77,6 +77,9 @@ def _parser():
 
 
 def main(argv=None):
+    if argv is None:
+        # TLS 1.3 with exactly the module's suites (see tls13.py).
+        tls13.reexec_with_module_suites()
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
