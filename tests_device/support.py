@@ -5,6 +5,7 @@
 # the tests that need a peer on this machine print SKIP.
 
 import os
+import unittest
 
 try:
     import target_wiring
@@ -106,3 +107,23 @@ def stop_peer(handle):
 # The module's open sockets, as listed by AT#SOCKETCREATE?.
 def open_sockets(modem):
     return [ln for ln in modem.command("AT#SOCKETCREATE?") if ln.startswith(b"#SOCKETCREATE:")]
+
+
+# A test case with a started modem whose profile SEC (set by the subclass) is emptied before
+# each test, and the peer in self.peer stopped after it.
+class ProfileTest(unittest.TestCase):
+    SEC = None
+
+    def setUp(self):
+        import st87
+
+        self.uart = make_uart()
+        self.modem = st87.Modem(self.uart)
+        self.modem.start(timeout_ms=10000)
+        self.modem.tls.delete(self.SEC)
+        self.peer = None
+
+    def tearDown(self):
+        if self.peer:
+            stop_peer(self.peer)
+        self.uart.close()

@@ -12,18 +12,8 @@ import st87
 SEC = 6  # one profile, emptied before each test: CA + key + cert + header is 4 ITS files
 
 
-class TestCertificates(unittest.TestCase):
-    def setUp(self):
-        self.uart = support.make_uart()
-        self.modem = st87.Modem(self.uart)
-        self.modem.start(timeout_ms=10000)
-        self.modem.tls.delete(SEC)
-        self.peer = None
-
-    def tearDown(self):
-        if self.peer:
-            support.stop_peer(self.peer)
-        self.uart.close()
+class TestCertificates(support.ProfileTest):
+    SEC = SEC
 
     def _profile(self, ca=True, key=None, cert=None):
         tls = self.modem.tls

@@ -11,18 +11,8 @@ import st87
 SEC = 7
 
 
-class TestDTLS(unittest.TestCase):
-    def setUp(self):
-        self.uart = support.make_uart()
-        self.modem = st87.Modem(self.uart)
-        self.modem.start(timeout_ms=10000)
-        self.modem.tls.delete(SEC)
-        self.peer = None
-
-    def tearDown(self):
-        if self.peer:
-            support.stop_peer(self.peer)
-        self.uart.close()
+class TestDTLS(support.ProfileTest):
+    SEC = SEC
 
     def _exchange(self, port, datagrams, cid=None):
         with self.modem.socket(st87.UDP, sec_id=SEC) as sock:

@@ -71,6 +71,22 @@ def frame(replies):
     return out
 
 
+# The note's session through the public API, on scripted replies: returns what the library
+# wrote after start(). The reply to the send is the note's echo of the same text.
+def note_session(script, proto, text, chunk, **connect):
+    uart = ScriptedUART(script, chunk=chunk)
+    modem = st87.Modem(uart)
+    modem.start(timeout_ms=2000)
+    sock = modem.socket(proto, sec_id=0, local_port=5000, urc=1)
+    sock.connect(("192.168.21.4", 4433), **connect)
+    assert sock.state == st87.sockets.CONNECTED and sock.id == 0
+    assert sock.send(text.encode()) == len(text)
+    assert sock.recv(64) == text.encode()
+    sock.close()
+    assert not uart.steps, "the note's lines were not all written"
+    return bytes(uart.written)[sum(len(c) for c, _ in START) :]
+
+
 def test_note_4_2_psk_provisioning_lines():
     steps = transcript("### 4.2.3 Terminal", "## 4.3 Asymmetric")
     assert [c.split("=")[0] for c, _ in steps] == ["AT#TLSKEYADD", "AT#TLSCERTADD"]
@@ -115,19 +131,7 @@ def test_note_5_2_tls_session_lines_and_replies():
             script.append((text.encode(), frame(replies)))
         else:
             script.append((cmd.encode() + b"\r", frame(replies)))
-    uart = ScriptedUART(script, chunk=5)
-    modem = st87.Modem(uart)
-    modem.start(timeout_ms=2000)
-
-    sock = modem.socket(st87.TCP, sec_id=0, local_port=5000, urc=1)
-    sock.connect(("192.168.21.4", 4433))
-    assert sock.state == st87.sockets.CONNECTED and sock.id == 0
-    assert sock.send(text.encode()) == len(text)
-    assert sock.recv(64) == b"ST87M_NBIOT_TLS_test"
-    sock.close()
-
-    assert not uart.steps
-    session = bytes(uart.written)[sum(len(c) for c, _ in START) :]
+    session = note_session(script, st87.TCP, text, chunk=5)
     assert session == (
         b"AT#SOCKETCREATE=5,0,TCP,5000,60,60,1,0\r"
         b"AT#TCPCONNECT=5,0,192.168.21.4,4433\r"
@@ -234,18 +238,7 @@ def test_note_5_3_dtls_session_with_connection_id():
             script.append((text.encode(), frame(replies)))
         else:
             script.append((cmd.encode() + b"\r", frame(replies)))
-    uart = ScriptedUART(script, chunk=6)
-    modem = st87.Modem(uart)
-    modem.start(timeout_ms=2000)
-
-    sock = modem.socket(st87.UDP, sec_id=0, local_port=5000, urc=1)
-    sock.connect(("192.168.21.4", 4433), cid=bytes.fromhex("AABBCCDD01"))
-    assert sock.send(text.encode()) == len(text)
-    assert sock.recv(64) == b"ST87M_NBIOT_DTLS_test"
-    sock.close()
-
-    assert not uart.steps
-    session = bytes(uart.written)[sum(len(c) for c, _ in START) :]
+    session = note_session(script, st87.UDP, text, chunk=6, cid=bytes.fromhex("AABBCCDD01"))
     assert session == (
         b"AT#SOCKETCREATE=5,0,UDP,5000,60,60,1,0\r"
         b"AT#DTLSCONNECT=5,0,192.168.21.4,4433,5,AABBCCDD01\r"
