@@ -188,8 +188,9 @@ class Channel:
         self._tail = dst
         self._head = 0
 
-    # The next non-blank line as (start, end) in self._buf, CRLF and trailing CRs excluded, or
-    # None once the deadline has passed.
+    # The next non-blank line in self._buf: returns its end (CRLF and trailing CRs excluded)
+    # and leaves its start in self._ls; -1 once the deadline has passed. (No tuple: the hot
+    # path allocates nothing.)
     def _line(self, deadline):
         buf = self._buf
         while True:
@@ -204,23 +205,25 @@ class Channel:
                 while i > s and buf[i - 1] == _CR:
                     i -= 1
                 if i > s:
-                    return s, i
+                    self._ls = s
+                    return i
                 continue
             if not self._fill():
                 if ticks_diff(deadline, ticks_ms()) <= 0:
-                    return None
+                    return -1
                 sleep_ms(1)
 
-    # Read exactly len(mv) raw bytes: first what the buffer already holds, then from the UART.
-    # Returns False if the deadline passed first.
-    def _read_exact(self, mv, deadline):
-        n = len(mv)
+    # Read exactly n raw bytes into mv[0:n]: first what the buffer already holds, then from
+    # the UART. Returns False if the deadline passed first.
+    # NOTE: the copy out of the receive buffer needs a memoryview slice, the one allocation
+    # (a few words) of a steady-state receive: MicroPython has no offset copy between buffers.
+    def _read_exact(self, mv, n, deadline):
         k = min(n, self._tail - self._head)
         if k:
             mv[0:k] = self._mv[self._head : self._head + k]
             self._head += k
         while k < n:
-            got = self._uart.readinto(mv[k:])
+            got = self._uart.readinto(mv[k:n])
             if got:
                 k += got
             elif ticks_diff(deadline, ticks_ms()) <= 0:
@@ -234,17 +237,20 @@ class Channel:
         if self.trace:
             self.trace(direction, data)
 
+    # Trace the line buf[s:e]; the copy is made only when a trace hook is set.
+    def _tl(self, direction, s, e):
+        if self.trace:
+            self.trace(direction, bytes(self._mv[s:e]))
+
     def _dispatch(self, s, e):
         buf = self._buf
         for prefix, handler in self._urcs:
             if buf.startswith(prefix, s):
-                if self.trace:
-                    self.trace(RX, bytes(self._mv[s:e]))
+                self._tl(RX, s, e)
                 handler(buf, s, e)
                 return
         self.dropped += 1
-        if self.trace:
-            self.trace(DROP, bytes(self._mv[s:e]))
+        self._tl(DROP, s, e)
 
     # Process URCs already received or arriving within timeout_ms; no command is sent.
     # Returns the number handled, as soon as one was and nothing more is waiting.
@@ -252,36 +258,35 @@ class Channel:
         deadline = ticks_add(ticks_ms(), timeout_ms)
         handled = 0
         while True:
-            ln = self._line(ticks_ms() if handled else deadline)
-            if ln is None:
+            e = self._line(ticks_ms() if handled else deadline)
+            if e < 0:
                 return handled
-            s, e = ln
+            s = self._ls
             if self._buf[s] == _PLUS or self._buf[s] == _HASH:
                 self._dispatch(s, e)
                 handled += 1
             else:
                 # A stray OK or value line with no command in flight: a late reply.
                 self.dropped += 1
-                if self.trace:
-                    self.trace(DROP, bytes(self._mv[s:e]))
+                self._tl(DROP, s, e)
 
     # Wait for the final result of the command just written.
     #   prefix:  bytes like b"#IPREAD:" that mark the command's information lines.
     #   lines:   a list to append information lines (bytes) to, or None to drop them.
-    #   frame:   (dest, spill) memoryviews: the information line carries a payload length as
+    #   dest, spill: memoryviews: the information line carries a payload length as
     #            its last field and is followed by that many raw bytes, which fill dest, then
     #            spill. Returns the payload length (else 0).
     # Raises ATError on ERROR/+CME ERROR, ATTimeout at the deadline (and marks the channel for
     # resync), ModemRebooted when a boot URC arrives instead.
-    def _final(self, deadline, prefix, lines=None, frame=None):
+    def _final(self, deadline, prefix, lines=None, dest=None, spill=None):
         buf = self._buf
         got = 0
         while True:
-            ln = self._line(deadline)
-            if ln is None:
+            e = self._line(deadline)
+            if e < 0:
                 self.dirty = True
                 raise ATTimeout("no reply to " + self._name.decode())
-            s, e = ln
+            s = self._ls
             c = buf[s]
             if self._is(s, e, b"OK"):
                 self._t(RX, b"OK")
@@ -290,15 +295,14 @@ class Channel:
                 self._t(RX, b"ERROR")
                 raise ATError(self._name.decode())
             if buf.startswith(b"+CME ERROR", s):
-                self._t(RX, bytes(self._mv[s:e]))
+                self._tl(RX, s, e)
                 code = field_int(buf, s, e, 0) if buf.find(b":", s, e) > 0 else -1
                 raise ATError(self._name.decode(), code if code >= 0 else None)
             if prefix and buf.startswith(prefix, s):
-                if frame is not None:
-                    got = self._frame(s, e, frame, deadline)
+                if dest is not None:
+                    got = self._frame(s, e, dest, spill, deadline)
                     continue
-                if self.trace:
-                    self.trace(RX, bytes(self._mv[s:e]))
+                self._tl(RX, s, e)
                 if lines is not None:
                     lines.append(bytes(self._mv[s:e]))
                 continue
@@ -313,13 +317,11 @@ class Channel:
             # A bare value line: the reply of ATI/AT+CGSN, or the hex line that follows an
             # information line ("#TLSKEYADD: ..." then the public key).
             if lines is not None:
-                if self.trace:
-                    self.trace(RX, bytes(self._mv[s:e]))
+                self._tl(RX, s, e)
                 lines.append(bytes(self._mv[s:e]))
             else:
                 self.dropped += 1
-                if self.trace:
-                    self.trace(DROP, bytes(self._mv[s:e]))
+                self._tl(DROP, s, e)
 
     def _echo(self, s, e):
         if self._redacted is not None:
@@ -332,27 +334,28 @@ class Channel:
         elif self.trace:
             self.trace(RX, bytes(self._mv[s:e]))
 
-    # Copy the payload announced by the information line buf[s:e] into frame's buffers.
-    def _frame(self, s, e, frame, deadline):
+    # Copy the payload announced by the information line buf[s:e] into dest, then spill.
+    def _frame(self, s, e, dest, spill, deadline):
         buf = self._buf
         n = field_int(buf, s, e, 2)
         if n < 0:
             # No length field: take the line as an ordinary information line.
-            self._t(DROP, bytes(self._mv[s:e]))
+            self._tl(DROP, s, e)
             return 0
-        self._t(RX, bytes(self._mv[s:e]))
-        dest, spill = frame
+        self._tl(RX, s, e)
         a = min(n, len(dest))
-        if n > a + len(spill):
+        room = 0 if spill is None else len(spill)
+        if n > a + room:
             # Never truncate silently: consume the frame, then fail.
             self.dirty = True
             raise ModemError("frame of {} bytes exceeds the receive buffers".format(n))
-        if not self._read_exact(dest[:a] if a < len(dest) else dest, deadline) or (
-            n > a and not self._read_exact(spill[: n - a], deadline)
+        if not self._read_exact(dest, a, deadline) or (
+            n > a and not self._read_exact(spill, n - a, deadline)
         ):
             self.dirty = True
             raise ATTimeout("payload of " + self._name.decode() + " cut short")
-        self._t(RX, b"<" + str(n).encode() + b" bytes>")
+        if self.trace:
+            self.trace(RX, b"<" + str(n).encode() + b" bytes>")
         return n
 
     # --- writing ---------------------------------------------------------------------------
@@ -423,15 +426,15 @@ class Channel:
         return lines
 
     # Hot-path variant: cmd is prebuilt bytes ending in CR, the prefix is given, no lines are
-    # kept. With frame=(dest, spill) it returns the length of the payload that followed the
+    # kept. With dest (and spill) it returns the length of the payload that followed the
     # information line.
-    def transact(self, cmd, name, prefix, timeout_ms, frame=None):
+    def transact(self, cmd, name, prefix, timeout_ms, dest=None, spill=None):
         deadline = ticks_add(ticks_ms(), timeout_ms)
         self._begin(name)
         if self.trace:
             self.trace(TX, bytes(cmd[:-1]))
         self._write(cmd)
-        return self._final(deadline, prefix, None, frame)
+        return self._final(deadline, prefix, None, dest, spill)
 
     # Binary send: cmd announces len(data) bytes, the module answers OK, the bytes follow, and
     # a second OK says they were taken.
@@ -442,7 +445,8 @@ class Channel:
             self.trace(TX, bytes(cmd[:-1]))
         self._write(cmd)
         self._final(deadline, None)
-        self._t(TX, b"<" + str(len(data)).encode() + b" bytes>")
+        if self.trace:
+            self.trace(TX, b"<" + str(len(data)).encode() + b" bytes>")
         self._write(data)
         self._final(deadline, None)
 
@@ -461,26 +465,26 @@ class Channel:
             deadline = ticks_add(ticks_ms(), _RESYNC_MS)
             marker = False
             while True:
-                ln = self._line(deadline)
-                if ln is None:
+                e = self._line(deadline)
+                if e < 0:
                     break
-                s, e = ln
+                s = self._ls
                 if buf.startswith(b"+CMEE:", s):
                     marker = True
-                    self._t(RX, bytes(self._mv[s:e]))
+                    self._tl(RX, s, e)
                 elif self._is(s, e, b"OK") and marker:
                     self._t(RX, b"OK")
                     return
                 elif buf.startswith(b"+CME ERROR", s) or self._is(s, e, b"ERROR"):
-                    self._t(RX, bytes(self._mv[s:e]))
+                    self._tl(RX, s, e)
                     break  # e.g. 1120 while booting: ask again
                 elif buf[s] == _PLUS or buf[s] == _HASH:
                     self._dispatch(s, e)
                 elif buf.startswith(b"AT", s):
-                    self._t(RX, bytes(self._mv[s:e]))  # the echo, before ATE0
+                    self._tl(RX, s, e)  # the echo, before ATE0
                 else:
                     self.dropped += 1
-                    self._t(DROP, bytes(self._mv[s:e]))
+                    self._tl(DROP, s, e)
         self.dirty = True
         raise ATTimeout("module does not answer")
 

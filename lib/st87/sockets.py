@@ -264,7 +264,8 @@ class Socket:
                 b"AT#IPREAD",
                 b"#IPREAD:",
                 self._io_ms,
-                (self._spill, self._spill[:0]) if small else (dest, self._spill),
+                self._spill if small else dest,
+                None if small else self._spill,
             )
             if n == 0:
                 # Nothing queued: the announcement count was off (or this was a probe).
