@@ -75,9 +75,41 @@ def show_time(t):
     return t.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-class Certificate:
-    def __init__(self, cert):
-        self.cert = cert
+# What certificates and CSRs share: the wrapped x509 object (self._obj), its DER and PEM forms,
+# its subject and its public key.
+class _Signed:
+    def __init__(self, obj):
+        self._obj = obj
+
+    @property
+    def der(self):
+        return self._obj.public_bytes(serialization.Encoding.DER)
+
+    # Each kind's export() gives its own default encoding.
+    def _export(self, encoding):
+        if encoding == "der":
+            return self.der
+        return self._obj.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def subject(self):
+        return self._obj.subject
+
+    @property
+    def public_key(self):
+        return self._obj.public_key()
+
+    def public_der(self):
+        return spki(self.public_key)
+
+
+class Certificate(_Signed):
+    @property
+    def cert(self):
+        return self._obj
+
+    def export(self, encoding="pem"):
+        return self._export(encoding)
 
     # From DER, PEM or hex: lib/st87's to_der() checks the DER framing first, so a corrupt
     # copy is reported with its declared and actual lengths, as `at` reports it.
@@ -90,19 +122,6 @@ class Certificate:
             raise ValueError("{} is not a readable X.509 certificate: {}".format(what, exc))
 
     @property
-    def der(self):
-        return self.cert.public_bytes(serialization.Encoding.DER)
-
-    def export(self, encoding="pem"):
-        if encoding == "der":
-            return self.der
-        return self.cert.public_bytes(serialization.Encoding.PEM)
-
-    @property
-    def subject(self):
-        return self.cert.subject
-
-    @property
     def issuer(self):
         return self.cert.issuer
 
@@ -113,13 +132,6 @@ class Certificate:
     @property
     def not_after(self):
         return self.cert.not_valid_after_utc
-
-    @property
-    def public_key(self):
-        return self.cert.public_key()
-
-    def public_der(self):
-        return spki(self.public_key)
 
     def describe_key(self):
         return describe(self.public_key)
@@ -142,9 +154,13 @@ class Certificate:
         )
 
 
-class Request:
-    def __init__(self, csr):
-        self.csr = csr
+class Request(_Signed):
+    @property
+    def csr(self):
+        return self._obj
+
+    def export(self, encoding="der"):
+        return self._export(encoding)
 
     @classmethod
     def load(cls, data, what="CSR"):
@@ -155,26 +171,6 @@ class Request:
             return cls(x509.load_der_x509_csr(der.to_der(data, what)))
         except ValueError as exc:
             raise ValueError("{} is not a readable CSR: {}".format(what, exc)) from None
-
-    @property
-    def der(self):
-        return self.csr.public_bytes(serialization.Encoding.DER)
-
-    def export(self, encoding="der"):
-        if encoding == "der":
-            return self.der
-        return self.csr.public_bytes(serialization.Encoding.PEM)
-
-    @property
-    def subject(self):
-        return self.csr.subject
-
-    @property
-    def public_key(self):
-        return self.csr.public_key()
-
-    def public_der(self):
-        return spki(self.public_key)
 
     # Checked by hand rather than with is_signature_valid so that a malformed signature reads
     # as "does not verify" too.
@@ -218,31 +214,9 @@ def make_ca(key, cn, days=3650):
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     now = utcnow()
     public = key.public_key
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _BACKDATE)
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-    )
+    builder = _builder(
+        name, name, public, now - _BACKDATE, now + datetime.timedelta(days=days), ca=True
+    ).add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
     return Certificate(builder.sign(key.key, hashes.SHA256()))
 
 
@@ -273,28 +247,7 @@ def issue(request, ca_cert, ca_key, days=365, not_before=None, server=False, dns
     usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
     public = request.public_key
     builder = (
-        x509.CertificateBuilder()
-        .subject_name(request.subject)
-        .issuer_name(ca_cert.subject)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        _builder(request.subject, ca_cert.subject, public, not_before, not_after, ca=False)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .add_extension(_authority_key_id(ca_cert), critical=False)
@@ -303,6 +256,36 @@ def issue(request, ca_cert, ca_key, days=365, not_before=None, server=False, dns
         names = [x509.DNSName(d) for d in dns]
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     return Certificate(builder.sign(ca_key.key, hashes.SHA256()))
+
+
+# A certificate builder with what CA and end-entity certificates share, up to the key usage:
+# basicConstraints (critical; a CA's with path length 0) and keyUsage (critical: digital
+# signature, plus keyCertSign and cRLSign for a CA). The caller adds the rest, in order.
+def _builder(subject, issuer, public, not_before, not_after, *, ca):
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=ca,
+                crl_sign=ca,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    )
 
 
 def _authority_key_id(ca_cert):

@@ -131,7 +131,7 @@ class PlainDatagramLink:
 
 
 # A DTLS 1.2 session on python-mbedtls buffers, one record per datagram out.
-class DtlsLink:
+class DtlsLink(engine.MbedtlsLink):
     def __init__(self, port, buf):
         self.port = port
         self._buf = buf
@@ -169,20 +169,8 @@ class DtlsLink:
             except _tls.RaggedEOF:
                 continue  # an empty application record
             except _mbedtls_errors.TLSError as exc:
-                # close_notify comes here too (0x7880), as do fatal alerts.
-                raise engine.LinkClosed(str(exc)) from None
+                raise engine.mbedtls_closed(exc) from None
             frames.append(bytes(room[:n]))
-
-    def shutdown(self):
-        with self._lock:
-            try:
-                self._buf.shutdown()
-                self._flush()
-            except (OSError, _mbedtls_errors.TLSError):
-                pass
-
-    def describe(self):
-        return f"{self._buf.negotiated_tls_version().name} {self._buf.cipher()}"
 
     # Everything mbed TLS wrote since the last flush, as one datagram. It writes a whole
     # flight or one record at a time, and with no MTU set a flight fits one datagram.

@@ -121,8 +121,40 @@ class PlainLink:
         return "plain TCP"
 
 
+# What the mbed TLS links (TlsLink here, dtls.DtlsLink) share: close_notify and the
+# description, on a buffer self._buf guarded by self._lock and flushed by self._flush().
+class MbedtlsLink:
+    # Send close_notify; the peer may already be gone.
+    def shutdown(self):
+        with self._lock:
+            try:
+                self._buf.shutdown()
+                self._flush()
+            except (OSError, _mbedtls_errors.TLSError):
+                pass
+
+    def describe(self):
+        return f"{self._buf.negotiated_tls_version().name} {self._buf.cipher()}"
+
+
+# The LinkClosed for an mbed TLS read error.
+def mbedtls_closed(exc):
+    # close_notify comes here too (0x7880), as do fatal alerts.
+    return LinkClosed(str(exc))
+
+
+# Everything read_chunk() gives until it gives nothing, joined.
+def _read_all(read_chunk):
+    out = []
+    while True:
+        chunk = read_chunk()
+        if not chunk:
+            return b"".join(out)
+        out.append(chunk)
+
+
 # A TLS 1.2 session on python-mbedtls buffers.
-class TlsLink:
+class TlsLink(MbedtlsLink):
     def __init__(self, sock, buffer):
         self.sock = sock
         self._buf = buffer
@@ -140,34 +172,21 @@ class TlsLink:
                 self._flush()
 
     def decode(self, raw):
-        out = []
         with self._lock:
             self._buf.receive_from_network(raw)
-            while True:
-                try:
-                    chunk = self._buf.read(_READ_CHUNK)
-                except (_tls.WantReadError, _tls.WantWriteError):
-                    break
-                except _mbedtls_errors.TLSError as exc:
-                    # close_notify comes here too (0x7880), as do fatal alerts.
-                    raise LinkClosed(str(exc)) from None
-                if not chunk:
-                    break  # NOTE: python-mbedtls returns b"" once the records are consumed
-                out.append(chunk)
+            data = _read_all(self._read_chunk)
             self._flush()
-        return b"".join(out)
+        return data
 
-    # Send close_notify; the peer may already be gone.
-    def shutdown(self):
-        with self._lock:
-            try:
-                self._buf.shutdown()
-                self._flush()
-            except (OSError, _mbedtls_errors.TLSError):
-                pass
-
-    def describe(self):
-        return f"{self._buf.negotiated_tls_version().name} {self._buf.cipher()}"
+    # One read's plaintext, b"" when there is none yet.
+    def _read_chunk(self):
+        try:
+            # NOTE: python-mbedtls returns b"" once the records are consumed (ending _read_all)
+            return self._buf.read(_READ_CHUNK)
+        except (_tls.WantReadError, _tls.WantWriteError):
+            return b""
+        except _mbedtls_errors.TLSError as exc:
+            raise mbedtls_closed(exc) from None
 
     def _flush(self, tally=None):
         while True:
@@ -195,24 +214,22 @@ class SslLink:
             self._flush()
 
     def decode(self, raw):
-        out = []
         with self._lock:
             self._in.write(raw)
-            while True:
-                try:
-                    chunk = self._obj.read(_READ_CHUNK)
-                except ssl.SSLWantReadError:
-                    break
-                except ssl.SSLZeroReturnError:
-                    raise LinkClosed("close_notify") from None
-                except ssl.SSLError as exc:
-                    raise LinkClosed(exc.reason or str(exc)) from None
-                if not chunk:
-                    break
-                out.append(chunk)
+            data = _read_all(self._read_chunk)
             # Reading may answer post-handshake messages (a KeyUpdate, for one).
             self._flush()
-        return b"".join(out)
+        return data
+
+    def _read_chunk(self):
+        try:
+            return self._obj.read(_READ_CHUNK)
+        except ssl.SSLWantReadError:
+            return b""
+        except ssl.SSLZeroReturnError:
+            raise LinkClosed("close_notify") from None
+        except ssl.SSLError as exc:
+            raise LinkClosed(exc.reason or str(exc)) from None
 
     def shutdown(self):
         with self._lock:

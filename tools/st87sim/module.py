@@ -195,7 +195,7 @@ class Module(CredentialCommands, DatagramCommands):
 
     def open_sockets(self):
         with self._sock_lock:
-            socks = sorted(self._sockets.values(), key=lambda s: s.id)
+            socks = self._sockets_by_id()
             return [
                 SocketInfo(
                     s.id,
@@ -781,10 +781,37 @@ class Module(CredentialCommands, DatagramCommands):
             raise _CmeError(2104)
         return sock
 
+    # The sockets in id order.
+    def _sockets_by_id(self):
+        return sorted(self._sockets.values(), key=lambda s: s.id)
+
+    # Where a connect command (`what`, for the log) reaches host:port: (ip, real_port), or
+    # ERROR 2152 when the loopback policy refuses it.
+    def _connect_target(self, what, host, port):
+        try:
+            return self.net.target(host, port)
+        except net.Refused as exc:
+            log.warning("%s %s:%d refused by the loopback policy: %s", what, host, port, exc)
+            raise _CmeError(2152) from None
+
+    # The reader-thread callbacks of a connection for `sock`: on_in(item) posts
+    # on_item(sock, conn, item) to the worker, on_closed(reason) posts _net_closed. conn is
+    # the connection put in box[0] once it is open.
+    def _reader_callbacks(self, sock, on_item):
+        box = [None]
+
+        def on_in(item):
+            self._post(lambda: on_item(sock, box[0], item))
+
+        def on_closed(reason):
+            self._post(lambda: self._net_closed(sock, box[0], reason))
+
+        return box, on_in, on_closed
+
     # AT#SOCKETCREATE=<cid>,<ipver>,<TCP|UDP>,<local_port>,<send_to>,<recv_to>,<urc>[,<sec>]
     def _h_socketcreate(self, op, args):
         if op == "read":
-            for s in sorted(self._sockets.values(), key=lambda s: s.id):
+            for s in self._sockets_by_id():
                 self._info(f"#SOCKETCREATE: {s.id},{CID},{s.proto},{s.state}")
             self._ok()
             return
@@ -829,7 +856,7 @@ class Module(CredentialCommands, DatagramCommands):
     # AT#TCPCONNECT=<cid>,<sock>,<host_or_ip>,<port>
     def _h_tcpconnect(self, op, args):
         if op == "read":
-            for s in sorted(self._sockets.values(), key=lambda s: s.id):
+            for s in self._sockets_by_id():
                 if s.proto == "TCP":
                     self._info(f"#TCPCONNECT: {CID},{s.id},{int(s.state == SOCK_CONNECTED)}")
             self._ok()
@@ -847,11 +874,7 @@ class Module(CredentialCommands, DatagramCommands):
         sock = self._socket(sock_id)
         if sock.proto != "TCP" or sock.state != SOCK_CREATED:
             raise _CmeError(3)
-        try:
-            ip, real_port = self.net.target(host, port)
-        except net.Refused as exc:
-            log.warning("TCPCONNECT %s:%d refused by the loopback policy: %s", host, port, exc)
-            raise _CmeError(2152) from None
+        ip, real_port = self._connect_target("TCPCONNECT", host, port)
 
         creds = self._credentials(sock.sec_id) if sock.sec_id is not None else None
         server_name = None if net.ip_literal(host) else host
@@ -859,13 +882,7 @@ class Module(CredentialCommands, DatagramCommands):
         session_key = (sock.sec_id, "tcp", ip, real_port)
         session = self.sessions.get(session_key, creds) if creds is not None else None
 
-        def on_data(data):
-            self._post(lambda: self._net_data(sock, conn_box[0], data))
-
-        def on_closed(reason):
-            self._post(lambda: self._net_closed(sock, conn_box[0], reason))
-
-        conn_box = [None]
+        conn_box, on_data, on_closed = self._reader_callbacks(sock, self._net_data)
         try:
             conn = net.Connection.open(
                 ip,
@@ -1005,7 +1022,7 @@ class Module(CredentialCommands, DatagramCommands):
 
     # Every socket closed and freed (reboot, radio off, IP stack dropped).
     def _drop_sockets(self, urc):
-        for sock in sorted(self._sockets.values(), key=lambda s: s.id):
+        for sock in self._sockets_by_id():
             was_connected = sock.state == SOCK_CONNECTED
             self._free(sock)
             if urc and was_connected:

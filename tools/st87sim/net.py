@@ -101,17 +101,41 @@ class NetPolicy:
         return ip, port
 
 
+# What TCP and UDP connections share: a link, a reader thread running self._read_loop, and
+# the closing flag that silences it.
+class _ReaderConnection:
+    def __init__(self, link, on_closed, thread_name):
+        self.link = link
+        self._on_closed = on_closed
+        self._closing = False
+        self._thread = threading.Thread(target=self._read_loop, name=thread_name, daemon=True)
+
+    # Set the closing flag and shut the link down; False when closing had begun already.
+    def _begin_close(self):
+        if self._closing:
+            return False
+        self._closing = True
+        self.link.shutdown()
+        return True
+
+    # This connection, its reader started.
+    def _started(self):
+        self._thread.start()
+        return self
+
+    def _join_reader(self):
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=2)
+
+
 # A TCP connection to a loopback peer. The reader thread hands each received chunk of
 # application data to on_data(bytes), and the end of the stream to on_closed(reason); both
 # run on the reader thread.
-class Connection:
+class Connection(_ReaderConnection):
     def __init__(self, sock, link, on_data, on_closed):
+        super().__init__(link, on_closed, "st87sim-sock")
         self.sock = sock
-        self.link = link
         self._on_data = on_data
-        self._on_closed = on_closed
-        self._closing = False
-        self._thread = threading.Thread(target=self._read_loop, name="st87sim-sock", daemon=True)
 
     # Connect to ip:port (already mapped by NetPolicy.target) and, with credentials, run the
     # TLS handshake (the engine may connect twice: TLS 1.3 first, then 1.2), offering
@@ -144,24 +168,19 @@ class Connection:
             )
         else:
             link = engine.PlainLink(connect())
-        conn = cls(link.sock, link, on_data, on_closed)
-        conn._thread.start()
-        return conn
+        return cls(link.sock, link, on_data, on_closed)._started()
 
     def send(self, data):
         self.link.send(data)
 
     def close(self):
-        if self._closing:
+        if not self._begin_close():
             return
-        self._closing = True
-        self.link.shutdown()
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout=2)
+        self._join_reader()
         self.sock.close()
 
     def _read_loop(self):
@@ -193,23 +212,18 @@ def _check_loopback(ip):
 # one peer. The reader thread hands each received frame (one datagram; for DTLS one record)
 # to on_frame(bytes), and the end of a DTLS session to on_closed(reason); both run on the
 # reader thread. Datagrams go through the loss injection both ways.
-class DatagramConnection:
+class DatagramConnection(_ReaderConnection):
     _POLL_S = 0.1  # how often the reader looks at the closing flag
 
     def __init__(self, port, link, on_frame, on_closed):
+        super().__init__(link, on_closed, "st87sim-udp")
         self.port = port
-        self.link = link
         self._on_frame = on_frame
-        self._on_closed = on_closed
-        self._closing = False
-        self._thread = threading.Thread(target=self._read_loop, name="st87sim-udp", daemon=True)
 
     @classmethod
     def open_plain(cls, *, loss, on_frame, on_closed):
         port = dtls.DatagramPort(loss)
-        conn = cls(port, dtls.PlainDatagramLink(port), on_frame, on_closed)
-        conn._thread.start()
-        return conn
+        return cls(port, dtls.PlainDatagramLink(port), on_frame, on_closed)._started()
 
     # Run the DTLS handshake with ip:port (already mapped by NetPolicy.target); see
     # dtls.dtls_connect for the rest. Raises engine.HandshakeError.
@@ -246,9 +260,7 @@ class DatagramConnection:
         except BaseException:
             udp.close()
             raise
-        conn = cls(udp, link, on_frame, on_closed)
-        conn._thread.start()
-        return conn
+        return cls(udp, link, on_frame, on_closed)._started()
 
     # One datagram; addr (already mapped and checked) for a plain socket, None for DTLS.
     def send(self, data, addr=None):
@@ -257,12 +269,9 @@ class DatagramConnection:
         self.link.send(data, addr)
 
     def close(self):
-        if self._closing:
+        if not self._begin_close():
             return
-        self._closing = True
-        self.link.shutdown()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout=2)
+        self._join_reader()
         self.port.close()
 
     def _read_loop(self):

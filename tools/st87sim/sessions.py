@@ -118,42 +118,45 @@ def _loaded_libmbedtls():
     return None
 
 
-# The session of a finished handshake as bytes (mbedtls_ssl_session_save), or None.
-def save(buf):
+# use(lib, ssl, session) with buf's mbedtls_ssl_context (after or before its handshake) and
+# a fresh mbedtls_ssl_session, freed afterwards; `missing` when the bridge or context is not
+# there.
+def _with_session(buf, after_handshake, missing, use):
     bridge = _get_bridge()
-    ssl = bridge.context(buf, after_handshake=True) if bridge else None
+    ssl = bridge.context(buf, after_handshake=after_handshake) if bridge else None
     if ssl is None:
-        return None
+        return missing
     lib = bridge.lib
     session = ctypes.create_string_buffer(_SESSION_BYTES)
     lib.mbedtls_ssl_session_init(session)
     try:
-        if lib.mbedtls_ssl_get_session(ctypes.c_void_p(ssl), session) != 0:
+        return use(lib, ctypes.c_void_p(ssl), session)
+    finally:
+        lib.mbedtls_ssl_session_free(session)
+
+
+# The session of a finished handshake as bytes (mbedtls_ssl_session_save), or None.
+def save(buf):
+    def use(lib, ssl, session):
+        if lib.mbedtls_ssl_get_session(ssl, session) != 0:
             return None
         out = ctypes.create_string_buffer(_SAVE_BYTES)
         olen = ctypes.c_size_t()
         ret = lib.mbedtls_ssl_session_save(session, out, _SAVE_BYTES, ctypes.byref(olen))
         return out.raw[: olen.value] if ret == 0 else None
-    finally:
-        lib.mbedtls_ssl_session_free(session)
+
+    return _with_session(buf, True, None, use)
 
 
 # Put a saved session into a fresh client buffer, before its handshake; True when it will be
 # offered.
 def offer(buf, blob):
-    bridge = _get_bridge()
-    ssl = bridge.context(buf, after_handshake=False) if bridge else None
-    if ssl is None:
-        return False
-    lib = bridge.lib
-    session = ctypes.create_string_buffer(_SESSION_BYTES)
-    lib.mbedtls_ssl_session_init(session)
-    try:
+    def use(lib, ssl, session):
         if lib.mbedtls_ssl_session_load(session, blob, len(blob)) != 0:
             return False
-        return lib.mbedtls_ssl_set_session(ctypes.c_void_p(ssl), session) == 0
-    finally:
-        lib.mbedtls_ssl_session_free(session)
+        return lib.mbedtls_ssl_set_session(ssl, session) == 0
+
+    return _with_session(buf, False, False, use)
 
 
 class SessionCache:

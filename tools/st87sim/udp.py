@@ -32,7 +32,7 @@ class DatagramCommands:
     # state 1 while the DTLS session is up.
     def _h_dtlsconnect(self, op, args):
         if op == "read":
-            for s in sorted(self._sockets.values(), key=lambda s: s.id):
+            for s in self._sockets_by_id():
                 if s.proto == "UDP":
                     up = int(s.state == SOCK_CONNECTED)
                     self._info(f"#DTLSCONNECT: {CID},{s.id},{up},{int(s.cid_negotiated)}")
@@ -58,23 +58,13 @@ class DatagramCommands:
         # Without a security profile there is nothing to run a handshake with.
         if sock.proto != "UDP" or sock.sec_id is None or sock.state != SOCK_CREATED:
             raise CmeError(3)
-        try:
-            ip, real_port = self.net.target(host, port)
-        except net.Refused as exc:
-            log.warning("DTLSCONNECT %s:%d refused by the loopback policy: %s", host, port, exc)
-            raise CmeError(2152) from None
+        ip, real_port = self._connect_target("DTLSCONNECT", host, port)
 
         creds = self._credentials(sock.sec_id)
         session_key = (sock.sec_id, "udp", ip, real_port)
         record = self._new_record(sock.sec_id, (ip, real_port))("DTLS 1.2")
 
-        def on_frame(frame):
-            self._post(lambda: self._net_frame(sock, conn_box[0], frame))
-
-        def on_closed(reason):
-            self._post(lambda: self._net_closed(sock, conn_box[0], reason))
-
-        conn_box = [None]
+        conn_box, on_frame, on_closed = self._reader_callbacks(sock, self._net_frame)
         try:
             conn = net.DatagramConnection.open_dtls(
                 ip,
@@ -165,16 +155,11 @@ class DatagramCommands:
             log.warning("IPSENDUDP %s:%d refused by the loopback policy: %s", host, port, exc)
             raise CmeError(2154) from None
         if sock.conn is None:
-
-            def on_frame(frame):
-                self._post(lambda: self._net_frame(sock, conn, frame))
-
-            def on_closed(reason):
-                self._post(lambda: self._net_closed(sock, conn, reason))
-
+            conn_box, on_frame, on_closed = self._reader_callbacks(sock, self._net_frame)
             conn = net.DatagramConnection.open_plain(
                 loss=self._loss, on_frame=on_frame, on_closed=on_closed
             )
+            conn_box[0] = conn
             sock.conn = conn
         return addr
 
