@@ -1,4 +1,4 @@
-# st87: make setup | demo | test | suites | lint
+# st87: make setup | demo | test | suites | bench | lint
 #
 # Every target sets itself up: `make setup` makes .venv with the host tools, the MicroPython
 # unix port, mpy-cross and micropython-unittest. It is idempotent and quick once done (a stamp
@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 MPYLIB := $(VENV)/mpylib
 
-.PHONY: setup demo test test-host test-device suites lint clean
+.PHONY: setup demo test test-host test-device suites bench lint clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,10 @@ test-device: setup
 # Every cipher suite of the application note's Table 6, end to end against a real peer.
 suites: setup
 	$(PY) tools/suites.py
+
+# Benchmarks on the unix port (bench/results.md); not part of make test.
+bench: setup
+	$(PY) bench/run.py
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
