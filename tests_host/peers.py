@@ -19,6 +19,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+# Terminate a peer process, and kill it if it does not go within 5 s.
+def stop_process(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class OpenSSLServer:
     def __init__(self, args, detach=False, ready_s=10):
         self.args = list(args)
@@ -86,13 +97,7 @@ class OpenSSLServer:
     def stop(self):
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc.stdout.close()
 
     def __enter__(self):

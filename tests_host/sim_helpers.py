@@ -9,6 +9,8 @@ import socket
 import threading
 import time
 
+from peers import stop_process
+
 from st87sim import FakeUART, FirmwareProfile, Module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -564,13 +566,7 @@ class OpenSSLDtlsServer:
     def stop(self):
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except Exception:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._reader.join(timeout=2)
         self.proc.stdin.close()
         self.proc.stdout.close()

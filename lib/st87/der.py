@@ -100,7 +100,8 @@ def declared_length(data):
         return -1
 
 
-def _is_hex(s):
+# True when s (bytes) holds only hex digits.
+def is_hex(s):
     for c in s:
         if not (48 <= c <= 57 or 65 <= c <= 70 or 97 <= c <= 102):
             return False
@@ -117,7 +118,7 @@ def to_der(data, what="certificate"):
     data = bytes(data)
     if b"-----BEGIN" in data:
         data = _pem_body(data, what)
-    elif data and data[0] != _SEQUENCE and _is_hex(data.strip()):
+    elif data and data[0] != _SEQUENCE and is_hex(data.strip()):
         data = _from_hex(data.strip(), what)
     if not data or data[0] != _SEQUENCE:
         raise ValueError(what + " is not DER (no outer SEQUENCE)")
@@ -210,7 +211,7 @@ def ec_key(key, curve=None):
     key = bytes(key)
     if b"-----BEGIN" in key:
         key = _pem_body(key, "private key")
-    elif len(key) == 64 and _is_hex(key):
+    elif len(key) == 64 and is_hex(key):
         key = binascii.unhexlify(key)
     if len(key) == 32:
         number = SECP256R1 if curve is None else curve_number(curve)

@@ -21,7 +21,6 @@ _CID = const(5)  # the PDP context the module activates by itself (PROTOCOL.md s
 _CME_BOOTING = const(1120)  # application core still starting
 _CME_CFUN_SAME = const(98)  # AT+CFUN=1 while already 1: also drops the IP stack
 
-_PROBE_MS = const(400)
 _RETRY_MS = const(100)
 _ATTACH_POLL_MS = const(500)
 _CFUN_MS = const(15000)

@@ -429,18 +429,11 @@ def _rest(line, n):
     return bytes(line[i:]).strip()
 
 
-def _is_hex(s):
-    for c in s:
-        if not (48 <= c <= 57 or 65 <= c <= 70 or 97 <= c <= 102):
-            return False
-    return True
-
-
 def _unhex(s):
     import binascii
 
     s = bytes(s).strip()
-    if len(s) % 2 or not _is_hex(s):
+    if len(s) % 2 or not der.is_hex(s):
         raise ModemError("module sent a malformed hex line")
     return binascii.unhexlify(s)
 
@@ -451,7 +444,7 @@ def _as_key(key):
         s = key.encode()
         if len(s) % 2:
             raise ValueError("PSK hex string has an odd number of digits ({})".format(len(s)))
-        if not _is_hex(s):
+        if not der.is_hex(s):
             raise ValueError("PSK string is not hex")
         key = _unhex(s)
     if not isinstance(key, (bytes, bytearray, memoryview)):
