@@ -1,7 +1,8 @@
 # Heap bytes allocated per steady-state send + receive cycle (64-byte payloads into a caller
 # buffer), st87 and the naive driver, from gc.mem_alloc() deltas with the collector off. The
 # fake module's own allocations are measured alone (the same writes and reads, no driver) and
-# subtracted. Prints one JSON line.
+# subtracted. st87 is also measured with 1,024-byte payloads, which it copies through
+# memoryview slices rather than byte by byte. Prints one JSON line.
 #   micropython -X heapsize=8M bench_cycle.py [cycles]
 
 import gc
@@ -14,6 +15,7 @@ from naive import Naive
 import st87
 
 PAYLOAD = 64
+LARGE = 1024
 
 
 def measure(cycle, n):
@@ -28,15 +30,15 @@ def measure(cycle, n):
     return (b - a) / n
 
 
-def st87_cycle(n):
-    uart = Responder(PAYLOAD)
+def st87_cycle(n, size=PAYLOAD):
+    uart = Responder(size)
     modem = st87.Modem(uart, idle_probe_ms=None)
     modem.start()
     sock = modem.socket(st87.TCP, sec_id=0)
     sock.settimeout(5)
     sock.connect(("192.168.21.4", 4433))
-    data = bytes(PAYLOAD)
-    buf = bytearray(PAYLOAD)
+    data = bytes(size)
+    buf = bytearray(size)
     box = [0]
 
     def cycle():
@@ -45,7 +47,7 @@ def st87_cycle(n):
 
     for _ in range(50):  # warm-up: spill buffer, cached command lines
         cycle()
-    assert box[0] == PAYLOAD and bytes(buf) == uart.payload, "st87 cycle read wrong data"
+    assert box[0] == size and bytes(buf) == uart.payload, "st87 cycle read wrong data"
     per = measure(cycle, n)
     return per, uart
 
@@ -96,6 +98,7 @@ def main():
     st, uart = st87_cycle(n)
     fake = fake_cycle(n, uart.reads)
     nv = naive_cycle(n)
+    large, _ = st87_cycle(max(1, n // 10), LARGE)
     out = {
         "cycles": n,
         "st87_raw": st,
@@ -103,6 +106,7 @@ def main():
         "st87": max(0.0, st - fake),
         "naive": nv,
         "naive_net_of_fake": max(0.0, nv - fake),
+        "st87_1k": large,
     }
     print(json.dumps(out))
 

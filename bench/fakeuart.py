@@ -15,12 +15,21 @@ class Replay:
     def __init__(self, segments, chunk=64):
         self.segments = segments  # list of bytes, the reply to the n-th command line
         self.chunk = chunk
+        # Each segment cut into its UART chunks once, as bytes (for read) and memoryviews (for
+        # readinto): a hardware UART's read is C code, so the stand-in does as little as it can
+        # per call and allocates only when a caller asks for less than a chunk.
+        self._chunks = [
+            [seg[i : i + chunk] for i in range(0, len(seg), chunk)] for seg in segments
+        ]
+        self._views = [[memoryview(c) for c in cs] for cs in self._chunks]
         self.reset()
 
     def reset(self):
         self._i = 0
-        self._mv = memoryview(b"")
-        self._pos = 0
+        self._cur = []
+        self._curv = []
+        self._k = 0
+        self._part = None  # what is left of a chunk a reader took only in part
         self.written = 0
 
     def write(self, buf):
@@ -28,35 +37,51 @@ class Replay:
         self.written += n
         if n and buf[n - 1] == _CR and self._i < len(self.segments):
             # The previous segment is consumed in full before the next command is written.
-            self._mv = memoryview(self.segments[self._i])
-            self._pos = 0
+            self._cur = self._chunks[self._i]
+            self._curv = self._views[self._i]
+            self._k = 0
+            self._part = None
             self._i += 1
         return n
 
     def readinto(self, buf, nbytes=None):
-        left = len(self._mv) - self._pos
-        if left <= 0:
-            return None
-        n = len(buf) if nbytes is None else nbytes
-        n = min(n, self.chunk)
-        n = min(n, left)
-        p = self._pos
-        buf[0:n] = self._mv[p : p + n]
-        self._pos = p + n
+        c = self._part
+        if c is None:
+            k = self._k
+            if k == len(self._curv):
+                return None
+            c = self._curv[k]
+            self._k = k + 1
+        n = len(c)
+        room = len(buf) if nbytes is None else nbytes
+        if n > room:
+            buf[0:room] = c[:room]
+            self._part = c[room:]
+            return room
+        buf[0:n] = c
+        self._part = None
         return n
 
     def read(self, n=None):
-        left = len(self._mv) - self._pos
-        if left <= 0:
-            return None
-        k = self.chunk if n is None or n > self.chunk else n
-        k = min(k, left)
-        p = self._pos
-        self._pos = p + k
-        return bytes(self._mv[p : p + k])
+        c = self._part
+        if c is None:
+            k = self._k
+            if k == len(self._cur):
+                return None
+            c = self._cur[k]
+            self._k = k + 1
+        else:
+            c = bytes(c)
+        if n is not None and len(c) > n:
+            self._part = memoryview(c)[n:]
+            return c[:n]
+        self._part = None
+        return c
 
     def any(self):
-        return len(self._mv) - self._pos
+        if self._part is not None:
+            return len(self._part)
+        return sum(len(c) for c in self._cur[self._k :])
 
 
 def _reply(*lines):

@@ -38,3 +38,28 @@ def test_bench_smoke():
     with open(os.path.join(ROOT, "build", "bench-smoke.md")) as f:
         doc = f.read()
     assert "MicroPython: " in doc and lines[-1] in doc
+
+
+def test_steady_state_send_and_receive_allocate_nothing():
+    # The heap benchmark's cycle (64-byte send, #IPRECV, 64-byte #IPREAD into a caller buffer)
+    # on the unix port: allocation is deterministic, so this figure can be asserted exactly.
+    import json
+
+    if not os.path.exists(MPY):
+        import pytest
+
+        pytest.skip("no MicroPython unix port in the venv (make setup)")
+    env = dict(
+        os.environ, MICROPYPATH=os.path.join(ROOT, "lib") + ":" + os.path.join(ROOT, "bench")
+    )
+    proc = subprocess.run(
+        [MPY, "-X", "heapsize=4M", os.path.join(ROOT, "bench", "bench_cycle.py"), "200"],
+        capture_output=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+    figures = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    assert figures["fake"] == 0.0
+    assert figures["st87_raw"] == 0.0, figures
+    assert figures["naive"] > 0  # the measurement does see allocations

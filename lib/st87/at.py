@@ -12,7 +12,17 @@
 # Memory: one preallocated receive buffer, filled by uart.readinto and never grown. Lines are
 # split only at CRLF, so a read timeout can never cut a line in two. A line longer than the
 # buffer is dropped and the parser resyncs at the next CRLF. Length-framed payloads (#IPREAD)
-# are copied by count straight into the caller's buffer.
+# are copied by count into the caller's buffer.
+#
+# Allocation: MicroPython has no copy between two buffers at offsets, so every offset needs a
+# memoryview slice (a small heap object, 16 bytes on a 32-bit board). The steady state of a
+# sensor avoids them: the buffer restarts at offset 0 whenever it has been parsed to the end,
+# and payloads of up to _COPY_LOOP bytes go through it and are copied byte by byte. A fill
+# that continues a partial line takes one slice, and so does each UART read of a longer
+# payload, which is read straight into the caller's buffer.
+#
+# Speed: a line is classified by its first byte before any comparison, and URC handlers are
+# found by the byte after "+" or "#", so a line costs a handful of C-level calls.
 
 try:
     from micropython import const
@@ -46,6 +56,7 @@ except ImportError:  # CPython: same semantics, including the wraparound of the 
 from .errors import ATError, ATTimeout, ModemError, ModemRebooted
 
 _RXBUF = const(1024)
+_COPY_LOOP = const(64)  # payload bytes copied by a loop rather than through a memoryview slice
 _HEXCHUNK = const(32)  # credential bytes hex-encoded per UART write
 _RESYNC_TRIES = const(5)
 _RESYNC_MS = const(600)
@@ -56,6 +67,9 @@ _PLUS = const(43)
 _HASH = const(35)
 _SPACE = const(32)
 _QUOTE = const(34)
+_A = const(65)
+_E = const(69)
+_O = const(79)
 
 _HEX = b"0123456789ABCDEF"
 
@@ -114,15 +128,19 @@ def _fingerprint(data):
 class Channel:
     def __init__(self, uart, trace=None, rxbuf=_RXBUF):
         self._uart = uart
+        self._readinto = uart.readinto  # bound once: it is called for every chunk received
         self.trace = trace
         self._buf = bytearray(rxbuf)
+        self._size = rxbuf
         self._mv = memoryview(self._buf)
         self._head = 0  # first byte not yet parsed
         self._tail = 0  # end of the bytes received
+        self._scan = 0  # where the search for the next CRLF resumes (head <= scan <= tail)
         self._skip = False  # inside an over-long line: drop up to the next CRLF
         self._hex = bytearray(2 * _HEXCHUNK)
         self._hexmv = memoryview(self._hex)
-        self._urcs = []  # (prefix, handler(buf, start, end)) in registration order
+        # URC handlers by the byte after "+" or "#": {byte: [(prefix, handler), ...]}.
+        self._urcs = {}
         self.dirty = False  # a command timed out: resync before the next one
 
         # A sleeping module loses the first command it is sent. After this long without a
@@ -139,39 +157,45 @@ class Channel:
     # runs inside whatever command is waiting; it must not send commands, and buf[start:end]
     # is only valid during the call.
     def on(self, prefix, handler):
-        self._urcs.append((prefix, handler))
+        self._urcs.setdefault(prefix[1], []).append((prefix, handler))
 
     # --- reading ---------------------------------------------------------------------------
 
     # Read what the UART has into the free end of the buffer. Returns the byte count (0 when
     # nothing came within the UART's own timeout).
     def _fill(self):
-        buf = self._buf
-        if self._head == self._tail:
+        t = self._tail
+        if self._head == t:
             # Everything parsed: start again at offset 0, which needs no memoryview slice (so
             # the steady state allocates nothing).
-            self._head = self._tail = 0
-        elif self._tail == len(buf):
-            if self._head:
-                self._compact()
-            else:
-                # A whole buffer without CRLF: drop it, keeping a final CR that may pair with
-                # the next byte, and skip the rest of that line.
-                keep = 1 if buf[self._tail - 1] == _CR else 0
-                if keep:
-                    buf[0] = _CR
-                self._head = 0
-                self._tail = keep
-                if not self._skip:
-                    self.dropped += 1
-                    self._t(DROP, b"<over-long line>")
-                self._skip = True
-        t = self._tail
-        n = self._uart.readinto(self._mv[t:] if t else self._mv)
-        if not n:
-            return 0
-        self._tail = t + n
-        return n
+            self._head = self._tail = self._scan = t = 0
+        elif t == self._size:
+            t = self._make_room()
+        n = self._readinto(self._mv[t:] if t else self._mv)
+        if n:
+            self._tail = t + n
+            return n
+        return 0
+
+    # The buffer is full: move the unparsed bytes to its start or, if a single line fills all
+    # of it, drop that line. Returns the new tail.
+    def _make_room(self):
+        if self._head:
+            self._compact()
+            return self._tail
+        # A whole buffer without CRLF: drop it, keeping a final CR that may pair with the next
+        # byte, and skip the rest of that line.
+        buf = self._buf
+        keep = 1 if buf[self._tail - 1] == _CR else 0
+        if keep:
+            buf[0] = _CR
+        self._head = self._scan = 0
+        self._tail = keep
+        if not self._skip:
+            self.dropped += 1
+            self._t(DROP, b"<over-long line>")
+        self._skip = True
+        return keep
 
     # Move the unparsed bytes to the start of the buffer. Done in pieces no longer than the
     # gap, so that source and destination never overlap.
@@ -185,6 +209,7 @@ class Channel:
             mv[dst : dst + k] = mv[src : src + k]
             dst += k
             src += k
+        self._scan -= self._head
         self._tail = dst
         self._head = 0
 
@@ -194,40 +219,66 @@ class Channel:
     def _line(self, deadline):
         buf = self._buf
         while True:
-            i = buf.find(b"\r\n", self._head, self._tail)
+            i = buf.find(b"\r\n", self._scan, self._tail)
             if i >= 0:
                 s = self._head
-                self._head = i + 2
+                self._head = self._scan = i + 2
+                if i == s and not self._skip:
+                    continue  # the blank line before every response line
                 if self._skip:
                     self._skip = False
                     continue
                 # An echoed command ends in its own CR before the response's CRLF.
-                while i > s and buf[i - 1] == _CR:
+                while buf[i - 1] == _CR:
                     i -= 1
-                if i > s:
+                    if i == s:
+                        break
+                else:
                     self._ls = s
                     return i
                 continue
+            # No CRLF yet: the next search starts at the last byte, which may be the CR.
+            if self._tail > self._scan + 1:
+                self._scan = self._tail - 1
             if not self._fill():
                 if ticks_diff(deadline, ticks_ms()) <= 0:
                     return -1
                 sleep_ms(1)
 
-    # Read exactly n raw bytes into mv[0:n]: first what the buffer already holds, then from
-    # the UART. Returns False if the deadline passed first.
-    # NOTE: the copy out of the receive buffer needs a memoryview slice, the one allocation
-    # (a few words) of a steady-state receive: MicroPython has no offset copy between buffers.
+    # Read exactly n raw bytes into mv[0:n]: first what the receive buffer already holds, then
+    # the rest. Returns False if the deadline passed first.
     def _read_exact(self, mv, n, deadline):
-        k = min(n, self._tail - self._head)
+        if n <= _COPY_LOOP:
+            return self._read_small(mv, n, deadline)
+        h = self._head
+        k = min(n, self._tail - h)
         if k:
-            mv[0:k] = self._mv[self._head : self._head + k]
-            self._head += k
+            mv[0:k] = self._mv[h : h + k]
+            self._head = self._scan = h + k
+        readinto = self._readinto
         while k < n:
-            got = self._uart.readinto(mv[k:n])
+            got = readinto(mv[k:n])
             if got:
                 k += got
             elif ticks_diff(deadline, ticks_ms()) <= 0:
                 return False
+        return True
+
+    # A short payload goes through the receive buffer and is copied byte by byte: no slices.
+    def _read_small(self, mv, n, deadline):
+        buf = self._buf
+        k = 0
+        while k < n:
+            h = self._head
+            m = min(n - k, self._tail - h)
+            if m <= 0:
+                if not self._fill() and ticks_diff(deadline, ticks_ms()) <= 0:
+                    return False
+                continue
+            for i in range(m):
+                mv[k + i] = buf[h + i]
+            k += m
+            self._head = self._scan = h + m
         return True
 
     def _is(self, s, e, word):
@@ -244,11 +295,13 @@ class Channel:
 
     def _dispatch(self, s, e):
         buf = self._buf
-        for prefix, handler in self._urcs:
-            if buf.startswith(prefix, s):
-                self._tl(RX, s, e)
-                handler(buf, s, e)
-                return
+        if e - s > 1:
+            for prefix, handler in self._urcs.get(buf[s + 1], ()):
+                if buf.startswith(prefix, s):
+                    if self.trace:
+                        self.trace(RX, bytes(self._mv[s:e]))
+                    handler(buf, s, e)
+                    return
         self.dropped += 1
         self._tl(DROP, s, e)
 
@@ -288,36 +341,45 @@ class Channel:
                 raise ATTimeout("no reply to " + self._name.decode())
             s = self._ls
             c = buf[s]
-            if self._is(s, e, b"OK"):
-                self._t(RX, b"OK")
+            n = e - s
+
+            # The final results, by their first byte.
+            if c == _O and n == 2 and buf[s + 1] == 75:  # OK
+                if self.trace:
+                    self.trace(RX, b"OK")
                 return got
-            if self._is(s, e, b"ERROR"):
+            if c == _E and n == 5 and buf.startswith(b"ERROR", s):
                 self._t(RX, b"ERROR")
                 raise ATError(self._name.decode())
-            if buf.startswith(b"+CME ERROR", s):
-                self._tl(RX, s, e)
-                code = field_int(buf, s, e, 0) if buf.find(b":", s, e) > 0 else -1
-                raise ATError(self._name.decode(), code if code >= 0 else None)
-            if prefix and buf.startswith(prefix, s):
-                if dest is not None:
-                    got = self._frame(s, e, dest, spill, deadline)
-                    continue
-                self._tl(RX, s, e)
-                if lines is not None:
-                    lines.append(bytes(self._mv[s:e]))
-                continue
-            if c == 65 and e - s > 1 and buf[s + 1] == 84:  # "AT": our command echoed
-                self._echo(s, e)
-                continue
+
             if c == _PLUS or c == _HASH:
+                if prefix is not None and buf.startswith(prefix, s):
+                    if dest is not None:
+                        got = self._frame(s, e, dest, spill, deadline)
+                        continue
+                    if self.trace:
+                        self.trace(RX, bytes(self._mv[s:e]))
+                    if lines is not None:
+                        lines.append(bytes(self._mv[s:e]))
+                    continue
+                if c == _PLUS and buf.startswith(b"+CME ERROR", s):
+                    self._tl(RX, s, e)
+                    code = field_int(buf, s, e, 0) if buf.find(b":", s, e) > 0 else -1
+                    raise ATError(self._name.decode(), code if code >= 0 else None)
                 self._dispatch(s, e)
-                if buf.startswith(b"#REBOOT", s):
+                if c == _HASH and buf.startswith(b"#REBOOT", s):
                     raise ModemRebooted(self._name.decode() + " interrupted by a reboot")
                 continue
+
+            if c == _A and n > 1 and buf[s + 1] == 84:  # "AT": our command echoed
+                self._echo(s, e)
+                continue
+
             # A bare value line: the reply of ATI/AT+CGSN, or the hex line that follows an
             # information line ("#TLSKEYADD: ..." then the public key).
             if lines is not None:
-                self._tl(RX, s, e)
+                if self.trace:
+                    self.trace(RX, bytes(self._mv[s:e]))
                 lines.append(bytes(self._mv[s:e]))
             else:
                 self.dropped += 1
@@ -360,18 +422,16 @@ class Channel:
 
     # --- writing ---------------------------------------------------------------------------
 
-    def _begin(self, name, redacted=None):
-        now = ticks_ms()
-        if self.idle_probe_ms is not None and ticks_diff(now, self._last_cmd) > self.idle_probe_ms:
+    # Before each command: probe a module that may have fallen asleep, resync after a timeout.
+    def _begin(self, now, name, redacted=None):
+        idle = self.idle_probe_ms
+        if idle is not None and ticks_diff(now, self._last_cmd) > idle:
             self.dirty = True
         self._last_cmd = now
         if self.dirty:
             self.resync()
         self._name = name
         self._redacted = redacted
-
-    def _write(self, data):
-        self._uart.write(data)
 
     # Write data as uppercase hex in chunks, without building the whole string.
     def _write_hex(self, data):
@@ -386,7 +446,7 @@ class Channel:
                 out[j] = _HEX[b >> 4]
                 out[j + 1] = _HEX[b & 15]
                 j += 2
-            self._write(self._hexmv[:j] if j < len(out) else out)
+            self._uart.write(self._hexmv[:j] if j < len(out) else out)
             i += k
 
     def _wipe_hex(self):
@@ -400,54 +460,58 @@ class Channel:
     #   secret:  hexdata is a secret: traces show its length only and the hex scratch buffer
     #            is wiped afterwards.
     def command(self, cmd, timeout_ms=5000, prefix=None, hexdata=None, secret=False):
-        deadline = ticks_add(ticks_ms(), timeout_ms)
+        now = ticks_ms()
         name = command_name(cmd)
-        redacted = None
-        if hexdata is not None:
+        if hexdata is None:
+            self._begin(now, name)
+            if self.trace:
+                self.trace(TX, cmd)
+            self._uart.write(cmd)
+        else:
             if secret:
                 body = b"<secret " + str(len(hexdata)).encode() + b" bytes>"
             else:
                 body = _fingerprint(hexdata)
             redacted = cmd + body
-        self._begin(name, redacted if secret else None)
+            self._begin(now, name, redacted if secret else None)
+            self._t(TX, redacted)
+            try:
+                self._uart.write(cmd)
+                self._write_hex(hexdata)
+            finally:
+                if secret:
+                    self._wipe_hex()
+        self._uart.write(b"\r")
         if prefix is None:
             prefix = info_prefix(name)
-        self._t(TX, redacted if redacted is not None else cmd)
-        try:
-            self._write(cmd)
-            if hexdata is not None:
-                self._write_hex(hexdata)
-            self._write(b"\r")
-        finally:
-            if secret:
-                self._wipe_hex()
         lines = []
-        self._final(deadline, prefix, lines)
+        self._final(ticks_add(now, timeout_ms), prefix, lines)
         return lines
 
     # Hot-path variant: cmd is prebuilt bytes ending in CR, the prefix is given, no lines are
     # kept. With dest (and spill) it returns the length of the payload that followed the
     # information line.
     def transact(self, cmd, name, prefix, timeout_ms, dest=None, spill=None):
-        deadline = ticks_add(ticks_ms(), timeout_ms)
-        self._begin(name)
+        now = ticks_ms()
+        self._begin(now, name)
         if self.trace:
             self.trace(TX, bytes(cmd[:-1]))
-        self._write(cmd)
-        return self._final(deadline, prefix, None, dest, spill)
+        self._uart.write(cmd)
+        return self._final(ticks_add(now, timeout_ms), prefix, None, dest, spill)
 
     # Binary send: cmd announces len(data) bytes, the module answers OK, the bytes follow, and
     # a second OK says they were taken.
     def send_binary(self, cmd, name, data, timeout_ms):
-        deadline = ticks_add(ticks_ms(), timeout_ms)
-        self._begin(name)
+        now = ticks_ms()
+        deadline = ticks_add(now, timeout_ms)
+        self._begin(now, name)
         if self.trace:
             self.trace(TX, bytes(cmd[:-1]))
-        self._write(cmd)
+        self._uart.write(cmd)
         self._final(deadline, None)
         if self.trace:
             self.trace(TX, b"<" + str(len(data)).encode() + b" bytes>")
-        self._write(data)
+        self._uart.write(data)
         self._final(deadline, None)
 
     # Bring the channel back in step after a timeout: send AT+CMEE?, whose answer has an
@@ -461,7 +525,7 @@ class Channel:
         buf = self._buf
         for _ in range(tries):
             self._t(TX, b"AT+CMEE?")
-            self._write(b"AT+CMEE?\r")
+            self._uart.write(b"AT+CMEE?\r")
             deadline = ticks_add(ticks_ms(), _RESYNC_MS)
             marker = False
             while True:
@@ -492,11 +556,11 @@ class Channel:
 # b"AT#TLSKEYADD=0,1" -> b"AT#TLSKEYADD"; b"AT+CFUN?" -> b"AT+CFUN"
 def command_name(cmd):
     n = len(cmd)
-    for i in range(2, n):
-        c = cmd[i]
-        if c == 61 or c == 63 or c == _CR:  # '=', '?', CR
-            return cmd[:i]
-    return cmd
+    for sep in (b"=", b"?", b"\r"):
+        i = cmd.find(sep, 2, n)
+        if i >= 0:
+            n = i
+    return cmd if n == len(cmd) else cmd[:n]
 
 
 # b"AT#TLSKEYADD" -> b"#TLSKEYADD:"; b"ATI" -> None (its reply is a bare value line)
