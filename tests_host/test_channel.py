@@ -135,6 +135,34 @@ def test_frame_larger_than_the_callers_buffer_is_kept_for_the_next_read():
     assert got == payload
 
 
+def test_the_frame_buffer_is_lent_to_one_socket_at_a_time():
+    # The modem makes one frame buffer up front and lends it; a second socket with a frame
+    # larger than its buffer makes its own, and each keeps its own leftover bytes.
+    a, b = b"A" * 100, b"B" * 100
+    modem, uart = started(
+        [
+            (b"AT#SOCKETCREATE=5,0,TCP,0,60,60,1\r", reply(b"#SOCKETCREATE: 0")),
+            (b"AT#TCPCONNECT=5,0,h,1\r", OK + reply(b"#IPRECV: 5,0", final=None)),
+            (b"AT#SOCKETCREATE=5,0,TCP,0,60,60,1\r", reply(b"#SOCKETCREATE: 1")),
+            (b"AT#TCPCONNECT=5,1,h,2\r", OK + reply(b"#IPRECV: 5,1", final=None)),
+            (b"AT#IPREAD=5,0\r", b"\r\n#IPREAD: 5,0,100\r\n" + a + b"\r\n\r\nOK\r\n"),
+            (b"AT#IPREAD=5,1\r", b"\r\n#IPREAD: 5,1,100\r\n" + b + b"\r\n\r\nOK\r\n"),
+            (b"AT#SOCKETCLOSE=5,0\r", OK),
+            (b"AT#SOCKETCLOSE=5,1\r", OK),
+        ]
+    )
+    lent = modem._frame
+    s0, s1 = modem.socket(st87.TCP), modem.socket(st87.TCP)
+    s0.connect(("h", 1))
+    s1.connect(("h", 2))
+    assert s0.recv(40) == a[:40] and s1.recv(40) == b[:40]
+    assert s0._spill is lent and s1._spill is not lent and modem._frame is None
+    assert s0.recv(100) == a[40:] and s1.recv(100) == b[40:]
+    s0.close()
+    s1.close()
+    assert modem._frame is lent and not uart.steps
+
+
 def test_missing_reply_times_out_then_resyncs_cleanly():
     modem, uart = started([(b"AT+CGSN\r", b"")])
     with pytest.raises(st87.ATTimeout):

@@ -6,9 +6,12 @@ try:
 except ImportError:  # CPython
     from .at import const
 
+import gc
+
 from . import at
 from .at import Channel, field_int, sleep_ms, ticks_add, ticks_diff, ticks_ms
 from .errors import ATError, ATTimeout, ModemError, ModemRebooted
+from .sockets import FRAME_MAX, TCP, Socket
 
 # Modem states.
 OFF = const(0)
@@ -38,6 +41,8 @@ class Modem:
     # sec_ids:   (first, last) security profile ids the firmware accepts.
     # idle_probe_ms: after this long without a command, probe before the next one, because a
     #            module that went to sleep loses the first command (None: sleep is off).
+    # frame_buf: make the sockets' frame-sized receive buffer now (see _frame_buffer); False
+    #            for a modem that only provisions and opens no socket.
     def __init__(
         self,
         uart,
@@ -49,7 +54,11 @@ class Modem:
         line_cap=1600,
         sec_ids=(0, 15),
         idle_probe_ms=5000,
+        frame_buf=True,
     ):
+        # Long-lived buffers (the receive buffer here, the frame buffer below) go into a heap
+        # just collected, so they take the holes garbage leaves rather than split the free end.
+        gc.collect()
         self.channel = Channel(uart, trace, rxbuf)
         self.channel.idle_probe_ms = idle_probe_ms
         self._reset_pin = reset_pin
@@ -63,6 +72,7 @@ class Modem:
         self.boots = 0  # boot URCs seen
         self._sockets = {}  # module socket id -> Socket, for URC routing
         self._tls = None
+        self._frame = memoryview(bytearray(FRAME_MAX)) if frame_buf else None
 
         ch = self.channel
         ch.on(b"#REBOOT", self._on_reboot)
@@ -77,6 +87,9 @@ class Modem:
     @property
     def tls(self):
         if self._tls is None:
+            # Loaded on first use (a modem that only opens sockets never needs it), into a heap
+            # just collected: a module loaded over garbage ends up scattered round its holes.
+            gc.collect()
             from .tls import TLS
 
             self._tls = TLS(self)
@@ -261,10 +274,24 @@ class Modem:
         if self.state == OFF or self.state == BOOTING:
             raise ModemError("modem not started: call start()")
 
+    # The buffer a socket keeps the rest of a received frame in, at least n bytes. The modem
+    # makes one at start-up, while the heap is still in one piece: late in a long run, the
+    # first read may find no free block of 1.5 KB (the largest allocation of a session), and
+    # on a board the heap never defragments. It is lent to one socket at a time (given back
+    # by Socket.close); a socket that finds it lent makes its own.
+    def _frame_buffer(self, n):
+        buf = self._frame
+        if buf is not None and len(buf) >= n:
+            self._frame = None
+            return buf
+        return memoryview(bytearray(n))
+
+    def _frame_buffer_back(self, buf):
+        if self._frame is None or len(buf) > len(self._frame):
+            self._frame = buf
+
     # A secure or plain socket on context 5. See sockets.Socket for the options.
     def socket(self, proto=None, sec_id=None, **options):
-        from .sockets import TCP, Socket
-
         self._ready()
         return Socket(self, TCP if proto is None else proto, sec_id, **options)
 

@@ -8,8 +8,8 @@
 #
 # Receiving: the module announces each received frame with "#IPRECV: 5,<sock>"; one
 # AT#IPREAD returns one frame, length-framed, which is copied straight into the caller's
-# buffer. Bytes beyond the caller's buffer wait in a per-socket spill buffer for the next read.
-# A UDP frame is one datagram, and it is only ever handed over whole.
+# buffer. Bytes beyond the caller's buffer wait in a spill buffer for the next read (the
+# modem lends one, made at start-up). A UDP frame is one datagram, only ever handed over whole.
 
 try:
     from micropython import const
@@ -30,7 +30,7 @@ CLOSING = const(4)
 FAILED = const(5)
 
 _SEND_MAX = const(1400)  # bytes per AT#IPSENDTCP/AT#IPSENDUDP (PROTOCOL.md section 5)
-_FRAME_MAX = const(1500)  # the largest frame one AT#IPREAD may return
+FRAME_MAX = const(1500)  # the largest frame one AT#IPREAD may return
 _PROBE_MS = const(2000)  # with no #IPRECV for this long, read anyway (a URC may be lost)
 _CME_NO_SOCKET = const(2104)
 _HOST_MAX = const(253)
@@ -71,7 +71,6 @@ class Socket:
         self.state = CLOSED
         self.id = None
         self._pending = 0  # frames announced by #IPRECV and not read yet
-        self._peer_gone = False
         self._timeout_ms = None  # None: block; see settimeout()
         self._connect_ms = connect_timeout_ms
         self._create = b"".join(
@@ -88,7 +87,7 @@ class Socket:
             )
         )
         self._io_ms = (send_timeout + 5) * 1000
-        self._spill = None  # allocated on the first frame larger than a caller's buffer
+        self._spill = None  # allocated by the first read that may need it (readinto)
         self._spill_at = 0
         self._spill_end = 0
         self._dest_obj = None  # the caller's last buffer and its memoryview, reused
@@ -250,22 +249,30 @@ class Socket:
             if self.state == FAILED:
                 return 0
             raise ModemError("socket not connected")
-        if self._spill is None:
-            self._spill = memoryview(bytearray(_FRAME_MAX))
+
+        # A datagram that might not fit goes to the spill buffer whole, so it stays whole; of
+        # a TCP frame, only what does not fit dest goes there (no spill buffer when dest takes
+        # any frame). The modem lends the buffer (see Modem._frame_buffer).
+        small = self.proto == UDP and len(dest) < FRAME_MAX
+        need = FRAME_MAX if small else FRAME_MAX - len(dest)
+        spill = self._spill
+        if need <= 0:
+            spill = None
+        elif spill is None or len(spill) < need:
+            self._spill = None  # the old one can be collected for the new one
+            spill = self._spill = self._modem._frame_buffer(need)
 
         deadline = None if self._timeout_ms is None else ticks_add(ticks_ms(), self._timeout_ms)
         while True:
             if not self._pending:
                 self._wait(deadline)
-            # A datagram that might not fit goes to the spill buffer, so it stays whole.
-            small = self.proto == UDP and len(dest) < _FRAME_MAX
             n = self._ch.transact(
                 self._read_cmd,
                 b"AT#IPREAD",
                 b"#IPREAD:",
                 self._io_ms,
-                self._spill if small else dest,
-                None if small else self._spill,
+                spill if small else dest,
+                None if small else spill,
             )
             if n == 0:
                 # Nothing queued: the announcement count was off (or this was a probe).
@@ -326,6 +333,13 @@ class Socket:
         self.state = CLOSED
         self._pending = 0
 
+        # Unread bytes go with the socket; its spill buffer goes back to the modem for the next.
+        self._spill_at = self._spill_end = 0
+        self._datagram = False
+        if self._spill is not None:
+            self._modem._frame_buffer_back(self._spill)
+            self._spill = None
+
     def _free(self):
         sid = self.id
         self.id = None
@@ -338,7 +352,6 @@ class Socket:
 
     # Called by the modem's URC handlers.
     def _peer_closed(self):
-        self._peer_gone = True
         if self.state == CONNECTED:
             self.state = FAILED
 

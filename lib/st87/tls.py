@@ -15,7 +15,9 @@ try:
 except ImportError:  # CPython
     from .at import const
 
-from . import der
+import binascii
+import gc
+
 from .at import field_int
 from .errors import ATError, ModemError, ModemRebooted
 
@@ -63,8 +65,6 @@ class Step:
     def line(self):
         if not self.data:
             return self.head
-        import binascii
-
         return self.head + binascii.hexlify(self.data).upper()
 
     def __repr__(self):
@@ -106,43 +106,8 @@ def plan(
         raise ValueError("a profile holds a PSK or a private key, not both")
     sid = str(sec_id).encode() + b","
     steps = []
-    point = None
-
-    if ca is not None:
-        ca = der.to_der(ca, "CA certificate")
-        kind, name, _ = der.spki_curve(ca, *der.cert_spki(ca))
-        if kind != "EC" or name not in ca_curves:
-            raise ValueError(
-                "CA certificate has a {} key{}: the module takes {} roots only".format(
-                    kind, "" if kind != "EC" else " on " + name, " or ".join(ca_curves)
-                )
-            )
-        steps.append(Step(sec_id, "ca", b"AT#TLSCERTADD=" + sid + b"1," + _n(ca)))
-
-    if key is not None:
-        number, form, payload, point = der.ec_key(key, curve)
-        t = str(128 | (number << 2)).encode()
-        flag = b",2,2," if form == "sec1" else b",2,6,"
-        steps.append(
-            Step(sec_id, "key", b"AT#TLSKEYADD=" + sid + t + flag + _n(payload), payload, True)
-        )
-    elif generate:
-        t = str(128 | (der.curve_number(curve or "secp256r1") << 2)).encode()
-        steps.append(Step(sec_id, "generate", b"AT#TLSKEYADD=" + sid + t + b",2,3,32"))
-
-    if cert is not None:
-        cert = der.to_der(cert, "client certificate")
-        s, e = der.cert_spki(cert)
-        kind, name, number = der.spki_curve(cert, s, e)
-        if number is None:
-            raise ValueError(
-                "client certificate key is {} {}: not one the module takes".format(
-                    kind, name or ""
-                )
-            )
-        if point is not None and der.spki_point(cert, s, e) != point:
-            raise ValueError("private key and client certificate do not match")
-        steps.append(Step(sec_id, "cert", b"AT#TLSCERTADD=" + sid + b"0," + _n(cert)))
+    if ca is not None or key is not None or generate or cert is not None:
+        steps = _certs().steps(sec_id, sid, ca, key, generate, curve, cert, ca_curves)
 
     if psk is not None:
         psk = _as_key(psk)
@@ -152,14 +117,25 @@ def plan(
             Step(sec_id, "identity", b"AT#TLSCERTADD=" + sid + b"2," + _n(identity), identity)
         )
 
-    # The certificates' own data: attached after the checks so errors stay short.
     for step in steps:
-        if step.kind == "ca":
-            step.data = ca
-        elif step.kind == "cert":
-            step.data = cert
         step.check(line_cap)
     return steps
+
+
+# The certificate and key code (certs, and der, which it imports), loaded on first use: a
+# PSK-only device never holds it in its heap. The heap is collected first, so that the code
+# fills the holes garbage leaves rather than split the free end of the heap.
+_certs_module = None
+
+
+def _certs():
+    global _certs_module
+    if _certs_module is None:
+        gc.collect()
+        from . import certs
+
+        _certs_module = certs
+    return _certs_module
 
 
 # b"<len>," for a command head.
@@ -180,22 +156,6 @@ def _delete_cmd(sec_id, what):
     if what in ("psk", "key"):
         return b"AT#TLSKEYDEL=" + sid
     return b"AT#TLSCERTDEL=" + sid + b"," + str(_CERT_KINDS.index(what)).encode()
-
-
-# The hex line that follows an information line giving its byte count in field `n`:
-#   #TLSKEYADD: 0,130,2,2,91            (the public key, count in field 4)
-#   3059301306072A8648CE3D0201...
-def _hex_reply(lines, prefix, n, what):
-    count = -1
-    for line in lines:
-        if line.startswith(prefix):
-            count = field_int(line, 0, len(line), n)
-        elif count > 0:
-            data = _unhex(line)
-            if len(data) != count:
-                raise ModemError(what + " length differs from the module's count")
-            return data
-    return None
 
 
 class TLS:
@@ -321,7 +281,7 @@ class TLS:
                 lines = ch.command(step.head, _WRITE_MS, hexdata=step.data, secret=step.secret)
                 done.append(step)
                 if step.kind in ("key", "generate"):
-                    public = _hex_reply(lines, b"#TLSKEYADD:", 4, "public key")
+                    public = _certs().hex_reply(lines, b"#TLSKEYADD:", 4, "public key")
         except ATError:
             for step in reversed(done):
                 self._delete(_delete_cmd(step.sec_id, _SLOT.get(step.kind, step.kind)))
@@ -366,16 +326,7 @@ class TLS:
     #   AT#TLSCERTSIGN=0,128,269,<hex> -> "#TLSCERTSIGN: 0,128,<n>" then the CSR in hex
     def sign_csr(self, sec_id, csr):
         self._check_id(sec_id)
-        csr = der.to_der(csr, "CSR")
-        head = b"AT#TLSCERTSIGN=" + str(sec_id).encode() + b",128," + str(len(csr)).encode()
-        head += b","
-        if len(head) + 2 * len(csr) > self._m.line_cap:
-            raise ValueError("CSR line would be over the module's cap")
-        lines = self._m.channel.command(head, _WRITE_MS, hexdata=csr)
-        signed = _hex_reply(lines, b"#TLSCERTSIGN:", 2, "signed CSR")
-        if signed is None:
-            raise ModemError("AT#TLSCERTSIGN returned no CSR")
-        return der.to_der(signed, "signed CSR")
+        return _certs().sign_csr(self._m, sec_id, csr)
 
     # Delete from profile sec_id: everything (what=None), or one of "psk"/"key" (the key
     # slot), "cert", "ca", "identity". Missing elements are not an error.
@@ -430,12 +381,10 @@ def _rest(line, n):
 
 
 def _unhex(s):
-    import binascii
-
-    s = bytes(s).strip()
-    if len(s) % 2 or not der.is_hex(s):
-        raise ModemError("module sent a malformed hex line")
-    return binascii.unhexlify(s)
+    try:
+        return binascii.unhexlify(bytes(s).strip())
+    except ValueError:  # odd length or a non-hex digit (binascii.Error on CPython)
+        raise ModemError("module sent a malformed hex line") from None
 
 
 # A PSK as bytes. A str is taken as hex; its errors name the problem, never the value.
@@ -444,9 +393,10 @@ def _as_key(key):
         s = key.encode()
         if len(s) % 2:
             raise ValueError("PSK hex string has an odd number of digits ({})".format(len(s)))
-        if not der.is_hex(s):
-            raise ValueError("PSK string is not hex")
-        key = _unhex(s)
+        try:
+            key = binascii.unhexlify(s)
+        except ValueError:
+            raise ValueError("PSK string is not hex") from None
     if not isinstance(key, (bytes, bytearray, memoryview)):
         raise ValueError("PSK must be bytes or a hex string")
     if not 0 < len(key) <= _PSK_MAX:
