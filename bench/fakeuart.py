@@ -44,14 +44,21 @@ class Replay:
             self._i += 1
         return n
 
-    def readinto(self, buf, nbytes=None):
+    # The next chunk of the segment (the rest of a part-read one first), or None.
+    def _next(self, chunks):
         c = self._part
         if c is None:
             k = self._k
-            if k == len(self._curv):
+            if k == len(chunks):
                 return None
-            c = self._curv[k]
+            c = chunks[k]
             self._k = k + 1
+        return c
+
+    def readinto(self, buf, nbytes=None):
+        c = self._next(self._curv)
+        if c is None:
+            return None
         n = len(c)
         room = len(buf) if nbytes is None else nbytes
         if n > room:
@@ -63,14 +70,11 @@ class Replay:
         return n
 
     def read(self, n=None):
-        c = self._part
+        part = self._part is not None
+        c = self._next(self._cur)
         if c is None:
-            k = self._k
-            if k == len(self._cur):
-                return None
-            c = self._cur[k]
-            self._k = k + 1
-        else:
+            return None
+        if part:
             c = bytes(c)
         if n is not None and len(c) > n:
             self._part = memoryview(c)[n:]

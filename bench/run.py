@@ -127,6 +127,22 @@ class Sim:
         self.proc.wait(10)
 
 
+# What each flow imports: main imports st87 (at, errors, modem, sockets); tls, unix and, for
+# certificates and keys, certs (which imports der) are imported on first use.
+FLOW_MODULES = {"psk": "main, st87.tls, st87.unix", "mtls": "st87.certs, st87.unix"}
+
+# Prepended to the PSK flow's -c code by Flows.run(peak=True): main.run's trace hook (trace on
+# in the config) becomes one that prints nothing and keeps the largest live heap it saw.
+PEAK_HOOK = (
+    "import gc, main\n"
+    "top = [0]\n"
+    "def hook(direction, data):\n"
+    "    gc.collect()\n"
+    "    top[0] = max(top[0], gc.mem_alloc())\n"
+    "main.trace = hook\n"
+)
+
+
 class Flows:
     def __init__(self):
         self.work = tempfile.mkdtemp(prefix="st87-bench-")
@@ -147,6 +163,12 @@ class Flows:
 
     # One run of a flow with a fresh emulator (empty ITS) at heap KiB; True if it completed.
     def ok(self, flow, kib):
+        return self.run(flow, "%dK" % kib) is not None
+
+    # Run a flow at a heap size ("64K"); its output if it completed, else None. peak (PSK
+    # only): main.run with a trace hook that collects and reads gc.mem_alloc() at every AT
+    # line in and out, which then prints the largest figure as "peak <bytes>".
+    def run(self, flow, heap, peak=False):
         self.runs += 1
         run = os.path.join(self.work, "run%d" % self.runs)
         os.makedirs(run)
@@ -163,9 +185,11 @@ class Flows:
                     "identity": IDENTITY,
                     "host": host,
                     "port_number": int(port),
-                    "trace": False,
+                    "trace": peak,
                 }
                 code = "import main; main.run(main.load_config(%r))" % cfg
+                if peak:
+                    code = PEAK_HOOK + code + "; print('peak', top[0])"
                 args = ["-c", code]
                 done = re.compile(r"^reply: \S", re.M)
             else:
@@ -180,19 +204,44 @@ class Flows:
             with open(cfg, "w") as f:
                 json.dump(conf, f)
             try:
+                # Run in the scratch directory, not the repository: '' comes first on the
+                # unix port's sys.path, so ROOT/main.py (compiled from source, in this heap)
+                # would shadow build/mpy/main.mpy.
                 proc = subprocess.run(
-                    [MPY, "-X", "heapsize=%dK" % kib] + args,
+                    [MPY, "-X", "heapsize=" + heap] + args,
                     env=mpy_env(),
                     capture_output=True,
                     timeout=60,
-                    cwd=ROOT,
+                    cwd=run,
                 )
             except subprocess.TimeoutExpired:
-                return False
+                return None
             out = proc.stdout.decode(errors="replace")
-            return proc.returncode == 0 and bool(done.search(out))
+            return out if proc.returncode == 0 and done.search(out) else None
         finally:
             sim.stop()
+
+    # The heap the flow's code takes (bytes): gc.mem_alloc() before and after importing the
+    # modules the flow loads, in a big heap.
+    def code_heap(self, flow):
+        code = (
+            "import gc; gc.collect(); a = gc.mem_alloc(); import %s; gc.collect(); "
+            "print(gc.mem_alloc() - a)" % FLOW_MODULES[flow]
+        )
+        proc = subprocess.run(
+            [MPY, "-X", "heapsize=" + BIG_HEAP, "-c", code],
+            env=mpy_env(),
+            capture_output=True,
+            timeout=60,
+            cwd=self.work,
+        )
+        return int(proc.stdout) if proc.returncode == 0 else None
+
+    # The PSK session's live heap at its fullest (bytes), sampled at every AT line.
+    def live_peak(self):
+        out = self.run("psk", BIG_HEAP, peak=True)
+        m = re.search(r"^peak (\d+)", out or "", re.M)
+        return int(m.group(1)) if m else None
 
     # The smallest heap (KiB) at which the flow completes, by bisection in 1 KiB steps.
     def smallest(self, flow, lo=4, hi=64):
@@ -262,6 +311,10 @@ def main(argv):
             psk = flows.smallest("psk")
             mtls = flows.smallest("mtls")
         runs = flows.runs
+        # Where the heap goes: the code the flows load, and the PSK session's live heap.
+        code_psk = flows.code_heap("psk")
+        code_mtls = flows.code_heap("mtls")
+        live_psk = flows.live_peak()
     finally:
         flows.close()
 
@@ -286,19 +339,24 @@ def main(argv):
             "",
             verdict("parse_ratio", parse["ratio"]),
         ),
+        ("   parse ratio, drivers' own time", "%.2f" % parse["own_ratio"], "", "(no target)"),
         (
             "2. heap per send+recv cycle, bytes",
             "%d" % heap,
             "%d (naive)" % round(cycle["naive"]),
             verdict("heap_per_cycle", heap),
         ),
+        ("   heap per cycle, 1024-byte payloads", "%d" % round(cycle["st87_1k"]), "", ""),
         (
             "3. smallest heap, PSK session (main.py), KiB",
             "%s%s" % (le, psk),
             "",
             verdict("min_heap_psk", psk),
         ),
+        ("   PSK: code heap after imports, KiB", kib(code_psk), "", ""),
+        ("   PSK: live heap at its fullest, KiB", kib(live_psk), "", ""),
         ("   smallest heap, mTLS provisioning, KiB", "%s%s" % (le, mtls), "", "(no target)"),
+        ("   mTLS: code heap after imports, KiB", kib(code_mtls), "", ""),
         (
             "4. UART bytes, 64-byte send",
             "%d (+%d)" % (wire["send"]["64"], s64),
@@ -330,10 +388,23 @@ def main(argv):
         "Notes:",
         "- parse: %d-byte recorded stream (replies, URCs, #IPREAD frames of 17..1024 bytes, "
         "918-digit hex lines), 64-byte UART chunks, best of %d rounds, fake UART time included."
-        % (parse["stream_bytes"], parse["rounds"]),
+        " Own time: each driver's run less the fake UART serving the same calls alone (%d us"
+        " of st87's %d us, %d us of the naive's %d us); a hardware UART's readinto is C, the"
+        " fake's is Python."
+        % (
+            parse["stream_bytes"],
+            parse["rounds"],
+            parse["fake_us"][0],
+            parse["st87_us"],
+            parse["fake_us"][1],
+            parse["naive_us"],
+        ),
         "- heap: gc.mem_alloc() delta over %d cycles with gc disabled, after 50 warm-up cycles;"
         " fake UART alone: %.1f bytes/cycle (subtracted; the naive figure includes the bytes"
-        " objects its uart.read() calls return)." % (cycle["cycles"], cycle["fake"]),
+        " objects its uart.read() calls return). Payloads of up to 64 bytes are copied byte by"
+        " byte through the receive buffer; a longer one is read into the caller's buffer, one"
+        " memoryview slice per UART read (64-byte chunks here)."
+        % (cycle["cycles"], cycle["fake"]),
         "- smallest heap: -X heapsize bisection in 1 KiB steps, a fresh st87-sim (empty ITS)"
         " per run (%d runs), unix port (64-bit objects: larger than on a 32-bit board)."
         " PSK: main.py (trace off) provisions, commits, attaches, connects to openssl s_server"
@@ -341,6 +412,13 @@ def main(argv):
         " tests_host/pki.py, %d bytes; the note's CA vector is corrupt), generate_key, sign_csr"
         " (the note's dummy CSR), save; add_cert and the session are not included."
         % (runs, len_ca()),
+        "- where the heap goes: code heap is the gc.mem_alloc() delta of importing what the"
+        " flow loads (PSK: %s; mTLS: %s): bytecode, constants and qstrs, which firmware with"
+        " the package frozen in keeps in flash, and the function, class and dict objects,"
+        " which stay in RAM. The PSK live heap is the session's largest gc.mem_alloc() after"
+        " a collection at each AT line (interpreter, code, buffers, objects); the smallest heap"
+        " is larger by the free blocks this non-moving heap leaves too small for a request."
+        % (FLOW_MODULES["psk"], FLOW_MODULES["mtls"]),
         (
             "- wire: bytes written to the UART; the 4.3 profile is private_key_der_4_3 +"
             " client_cert of the seed vectors, total includes the listing and AT+CFUN=4 that"
@@ -382,6 +460,10 @@ def main(argv):
 
 
 _CA_LEN = [0]
+
+
+def kib(n):
+    return "not measured" if n is None else "%.1f" % (n / 1024)
 
 
 def len_ca():
