@@ -9,6 +9,7 @@
 #              its own hot path allocates nothing (it copies byte by byte with a range loop).
 
 _CR = 13
+_CUT = {}  # (id(segment), chunk) -> (segment, its chunks as bytes, as memoryviews)
 
 
 class Replay:
@@ -18,10 +19,14 @@ class Replay:
         # Each segment cut into its UART chunks once, as bytes (for read) and memoryviews (for
         # readinto): a hardware UART's read is C code, so the stand-in does as little as it can
         # per call and allocates only when a caller asks for less than a chunk.
-        self._chunks = [
-            [seg[i : i + chunk] for i in range(0, len(seg), chunk)] for seg in segments
-        ]
-        self._views = [[memoryview(c) for c in cs] for cs in self._chunks]
+        # A recording repeats its segments, and several replays may serve one recording: each
+        # distinct segment is cut once and shared.
+        for seg in segments:
+            if (id(seg), chunk) not in _CUT:
+                cs = [seg[i : i + chunk] for i in range(0, len(seg), chunk)]
+                _CUT[id(seg), chunk] = (seg, cs, [memoryview(c) for c in cs])
+        self._chunks = [_CUT[id(seg), chunk][1] for seg in segments]
+        self._views = [_CUT[id(seg), chunk][2] for seg in segments]
         self.reset()
 
     def reset(self):

@@ -143,6 +143,67 @@ PEAK_HOOK = (
 )
 
 
+# --- the same code on a 32-bit MicroPython -------------------------------------------------
+
+# The webassembly port from npm, installed into build/wasm on first use. The unix port here is
+# 64-bit (8-byte objects, 32-byte heap blocks); this one has the boards' 4 and 16.
+WASM_PACKAGE = "@micropython/micropython-webassembly-pyscript@1.29.0-6"
+WASM_MJS = os.path.join(
+    ROOT,
+    "build",
+    "wasm",
+    "node_modules",
+    "@micropython",
+    "micropython-webassembly-pyscript",
+    "micropython.mjs",
+)
+# The PSK flow's imports that run there too (st87.unix needs termios; a board has machine.UART).
+WASM_MODULES = "main, st87.tls"
+
+
+# gc.mem_alloc() delta of importing modules (a "main, st87.tls" string) from build/mpy on the
+# 64-bit unix port and on the 32-bit webassembly port: (unix, wasm32, why wasm32 is missing).
+def code_heap_by_word_size(modules):
+    code = (
+        "import gc; gc.collect(); a = gc.mem_alloc(); import %s; gc.collect(); "
+        "print(gc.mem_alloc() - a)" % modules
+    )
+    scratch = tempfile.mkdtemp(prefix="st87-code-")
+    try:
+        proc = subprocess.run(
+            [MPY, "-X", "heapsize=" + BIG_HEAP, "-c", code],
+            env=mpy_env(),
+            capture_output=True,
+            timeout=60,
+            cwd=scratch,  # not ROOT, whose main.py would shadow main.mpy
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    unix = int(proc.stdout) if proc.returncode == 0 else None
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        return unix, None, "node and npm are needed"
+    if not os.path.exists(WASM_MJS):
+        prefix = os.path.join(ROOT, "build", "wasm")
+        os.makedirs(prefix, exist_ok=True)
+        got = subprocess.run(
+            [npm, "install", "--prefix", prefix, "--no-save", "--silent", WASM_PACKAGE],
+            capture_output=True,
+            timeout=300,
+        )
+        if got.returncode != 0:
+            return unix, None, "npm install %s failed" % WASM_PACKAGE
+    proc = subprocess.run(
+        [node, os.path.join(BENCH, "wasm32.mjs"), WASM_MJS, BUILD, modules],
+        capture_output=True,
+        timeout=120,
+    )
+    m = re.search(rb"^code (\d+)", proc.stdout, re.M)
+    if not m:
+        return unix, None, "the webassembly port failed: " + proc.stderr.decode()[-200:]
+    return unix, int(m.group(1)), None
+
+
 class Flows:
     def __init__(self):
         self.work = tempfile.mkdtemp(prefix="st87-bench-")
@@ -317,6 +378,10 @@ def main(argv):
         live_psk = flows.live_peak()
     finally:
         flows.close()
+    # The 32-bit comparison needs node and an npm download: full runs only.
+    code64, code32, why32 = (
+        (None, None, "not in a smoke run") if smoke else (code_heap_by_word_size(WASM_MODULES))
+    )
 
     heap = round(cycle["st87"])
     s64 = wire["send"]["64"] - 64
@@ -355,6 +420,12 @@ def main(argv):
         ),
         ("   PSK: code heap after imports, KiB", kib(code_psk), "", ""),
         ("   PSK: live heap at its fullest, KiB", kib(live_psk), "", ""),
+        (
+            "   PSK: code heap of %s, 64-bit unix port, KiB" % WASM_MODULES,
+            kib(code64),
+            kib(code32) + " (32-bit)",
+            "",
+        ),
         ("   smallest heap, mTLS provisioning, KiB", "%s%s" % (le, mtls), "", "(no target)"),
         ("   mTLS: code heap after imports, KiB", kib(code_mtls), "", ""),
         (
@@ -406,7 +477,8 @@ def main(argv):
         " memoryview slice per UART read (64-byte chunks here)."
         % (cycle["cycles"], cycle["fake"]),
         "- smallest heap: -X heapsize bisection in 1 KiB steps, a fresh st87-sim (empty ITS)"
-        " per run (%d runs), unix port (64-bit objects: larger than on a 32-bit board)."
+        " per run (%d runs), 64-bit unix port (the 32-bit row shows the code heap is no"
+        " smaller on 32 bits)."
         " PSK: main.py (trace off) provisions, commits, attaches, connects to openssl s_server"
         " and gets the reply. mTLS: bench/flow_mtls.py: add_ca (a P-256 CA from"
         " tests_host/pki.py, %d bytes; the note's CA vector is corrupt), generate_key, sign_csr"
@@ -419,6 +491,9 @@ def main(argv):
         " a collection at each AT line (interpreter, code, buffers, objects); the smallest heap"
         " is larger by the free blocks this non-moving heap leaves too small for a request."
         % (FLOW_MODULES["psk"], FLOW_MODULES["mtls"]),
+        "- 32-bit: the same .mpy files imported by MicroPython's webassembly port (%s, run by"
+        " node), which has the boards' 4-byte objects and 16-byte heap blocks%s."
+        % (WASM_PACKAGE, "" if code32 is not None else "; not measured: " + why32),
         (
             "- wire: bytes written to the UART; the 4.3 profile is private_key_der_4_3 +"
             " client_cert of the seed vectors, total includes the listing and AT+CFUN=4 that"
