@@ -146,7 +146,7 @@ PEAK_HOOK = (
 # --- the same code on a 32-bit MicroPython -------------------------------------------------
 
 # The webassembly port from npm, installed into build/wasm on first use. The unix port here is
-# 64-bit (8-byte objects, 32-byte heap blocks); this one has the boards' 4 and 16.
+# 64-bit (8-byte pointers, 32-byte heap blocks); this one is 32-bit, as the boards are.
 WASM_PACKAGE = "@micropython/micropython-webassembly-pyscript@1.29.0-6"
 WASM_MJS = os.path.join(
     ROOT,
@@ -204,6 +204,62 @@ def code_heap_by_word_size(modules):
     return unix, int(m.group(1)), None
 
 
+# --- the package in ROMFS ----------------------------------------------------------------------
+
+# On ports with a ROMFS partition, .mpy files there run in place: their bytecode and constant
+# data stay in flash, and only the objects the code makes take heap. Here the image is read
+# into a bytearray first (standing for the flash) and mounted with vfs.VfsRom.
+ROMFS_IMAGE = os.path.join(ROOT, "build", "st87.romfs")
+ROMFS_MOUNT = (
+    "import os, sys, vfs\n"
+    "img = bytearray(os.stat(%r)[6])\n"
+    "with open(%r, 'rb') as f:\n"
+    "    f.readinto(img)\n"
+    "vfs.mount(vfs.VfsRom(img), '/rom')\n"
+    "sys.path.insert(0, '/rom')\n"
+)
+
+
+# Build ROMFS_IMAGE from build/mpy (the st87 package and main.mpy) with mpremote; its size in
+# bytes, or None without mpremote.
+def romfs_image():
+    mpremote = tool("mpremote")
+    if not mpremote:
+        return None
+    stage = tempfile.mkdtemp(prefix="st87-romfs-")
+    try:
+        shutil.copytree(os.path.join(BUILD, "st87"), os.path.join(stage, "st87"))
+        shutil.copy(os.path.join(BUILD, "main.mpy"), stage)
+        got = subprocess.run(
+            [mpremote, "romfs", "--no-mpy", "-o", ROMFS_IMAGE, "build", stage],
+            capture_output=True,
+            timeout=60,
+        )
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return os.path.getsize(ROMFS_IMAGE) if got.returncode == 0 else None
+
+
+# gc.mem_alloc() delta of importing modules from the mounted image (the image not counted).
+def romfs_code_heap(modules):
+    code = ROMFS_MOUNT % (ROMFS_IMAGE, ROMFS_IMAGE) + (
+        "import gc\ngc.collect()\na = gc.mem_alloc()\nimport %s\ngc.collect()\n"
+        "print(gc.mem_alloc() - a)\n" % modules
+    )
+    scratch = tempfile.mkdtemp(prefix="st87-code-")
+    try:
+        proc = subprocess.run(
+            [MPY, "-X", "heapsize=" + BIG_HEAP, "-c", code],
+            env=dict(os.environ, MICROPYPATH=""),
+            capture_output=True,
+            timeout=60,
+            cwd=scratch,
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return int(proc.stdout) if proc.returncode == 0 else None
+
+
 class Flows:
     def __init__(self):
         self.work = tempfile.mkdtemp(prefix="st87-bench-")
@@ -223,13 +279,14 @@ class Flows:
         shutil.rmtree(self.work, ignore_errors=True)
 
     # One run of a flow with a fresh emulator (empty ITS) at heap KiB; True if it completed.
-    def ok(self, flow, kib):
-        return self.run(flow, "%dK" % kib) is not None
+    def ok(self, flow, kib, romfs=False):
+        return self.run(flow, "%dK" % kib, romfs=romfs) is not None
 
     # Run a flow at a heap size ("64K"); its output if it completed, else None. peak (PSK
     # only): main.run with a trace hook that collects and reads gc.mem_alloc() at every AT
     # line in and out, which then prints the largest figure as "peak <bytes>".
-    def run(self, flow, heap, peak=False):
+    # romfs (PSK only): main and st87 come from ROMFS_IMAGE, mounted first.
+    def run(self, flow, heap, peak=False, romfs=False):
         self.runs += 1
         run = os.path.join(self.work, "run%d" % self.runs)
         os.makedirs(run)
@@ -251,6 +308,8 @@ class Flows:
                 code = "import main; main.run(main.load_config(%r))" % cfg
                 if peak:
                     code = PEAK_HOOK + code + "; print('peak', top[0])"
+                if romfs:
+                    code = ROMFS_MOUNT % (ROMFS_IMAGE, ROMFS_IMAGE) + code
                 args = ["-c", code]
                 done = re.compile(r"^reply: \S", re.M)
             else:
@@ -270,7 +329,7 @@ class Flows:
                 # would shadow build/mpy/main.mpy.
                 proc = subprocess.run(
                     [MPY, "-X", "heapsize=" + heap] + args,
-                    env=mpy_env(),
+                    env=dict(os.environ, MICROPYPATH="") if romfs else mpy_env(),
                     capture_output=True,
                     timeout=60,
                     cwd=run,
@@ -305,14 +364,14 @@ class Flows:
         return int(m.group(1)) if m else None
 
     # The smallest heap (KiB) at which the flow completes, by bisection in 1 KiB steps.
-    def smallest(self, flow, lo=4, hi=64):
-        while not self.ok(flow, hi):
+    def smallest(self, flow, lo=4, hi=64, romfs=False):
+        while not self.ok(flow, hi, romfs):
             lo, hi = hi, hi * 2
             if hi > 4096:
                 return None
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            if self.ok(flow, mid):
+            if self.ok(flow, mid, romfs):
                 hi = mid
             else:
                 lo = mid
@@ -371,6 +430,13 @@ def main(argv):
         else:
             psk = flows.smallest("psk")
             mtls = flows.smallest("mtls")
+        # The PSK flow again with the package in ROMFS: the smallest heap less the image's
+        # whole KiB (the image stands for flash; what it rounds up to stays counted).
+        image = None if smoke else romfs_image()
+        psk_rom = None
+        if image is not None:
+            with_image = flows.smallest("psk", lo=image // 1024, hi=image // 1024 + 64, romfs=True)
+            psk_rom = None if with_image is None else with_image - image // 1024
         runs = flows.runs
         # Where the heap goes: the code the flows load, and the PSK session's live heap.
         code_psk = flows.code_heap("psk")
@@ -378,6 +444,7 @@ def main(argv):
         live_psk = flows.live_peak()
     finally:
         flows.close()
+    code_rom = None if image is None else romfs_code_heap(WASM_MODULES)
     # The 32-bit comparison needs node and an npm download: full runs only.
     code64, code32, why32 = (
         (None, None, "not in a smoke run") if smoke else (code_heap_by_word_size(WASM_MODULES))
@@ -426,6 +493,13 @@ def main(argv):
             kib(code32) + " (32-bit)",
             "",
         ),
+        (
+            "   smallest heap, PSK session, package in ROMFS, KiB",
+            "not measured" if psk_rom is None else "%d" % psk_rom,
+            "",
+            "" if psk_rom is None else verdict("min_heap_psk", psk_rom),
+        ),
+        ("   PSK: code heap of %s from ROMFS, KiB" % WASM_MODULES, kib(code_rom), "", ""),
         ("   smallest heap, mTLS provisioning, KiB", "%s%s" % (le, mtls), "", "(no target)"),
         ("   mTLS: code heap after imports, KiB", kib(code_mtls), "", ""),
         (
@@ -491,8 +565,14 @@ def main(argv):
         " a collection at each AT line (interpreter, code, buffers, objects); the smallest heap"
         " is larger by the free blocks this non-moving heap leaves too small for a request."
         % (FLOW_MODULES["psk"], FLOW_MODULES["mtls"]),
+        "- ROMFS: the same .mpy files (st87 and main.mpy) in a ROMFS image built by mpremote"
+        " (%s bytes), read into a bytearray that stands for the flash partition and mounted"
+        " with vfs.VfsRom; the code runs in place, so its bytecode takes no heap. The smallest"
+        " heap is the bisected -X heapsize less the image's whole KiB. The headline figure"
+        " stays the plain filesystem case, the one mip installs."
+        % ("not built: no mpremote" if image is None else image),
         "- 32-bit: the same .mpy files imported by MicroPython's webassembly port (%s, run by"
-        " node), which has the boards' 4-byte objects and 16-byte heap blocks%s."
+        " node): a 32-bit build like the boards', though not a board's configuration%s."
         % (WASM_PACKAGE, "" if code32 is not None else "; not measured: " + why32),
         (
             "- wire: bytes written to the UART; the 4.3 profile is private_key_der_4_3 +"

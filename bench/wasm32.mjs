@@ -1,7 +1,7 @@
 // The code heap of a flow's imports on a 32-bit MicroPython: the webassembly port (npm package
-// @micropython/micropython-webassembly-pyscript), which keeps 4-byte objects and 16-byte heap
-// blocks as the boards do. Loads the same .mpy files as the unix port into its file system and
-// prints "code <bytes>": the gc.mem_alloc() delta of importing the modules.
+// @micropython/micropython-webassembly-pyscript), 32-bit like the boards, though configured as
+// none of them. Loads the same .mpy files as the unix port into its file system and prints
+// "code <bytes>": the gc.mem_alloc() delta of importing the modules.
 //   node bench/wasm32.mjs <micropython.mjs> <build/mpy> "<module, module>"
 
 import fs from "fs";
