@@ -143,6 +143,28 @@ PEAK_HOOK = (
 )
 
 
+# gc.mem_alloc() delta (bytes) of importing modules (a "main, st87.tls" string) on the unix
+# port in a big heap, after prelude (code run first, not counted); None if it failed. Run in a
+# scratch directory: in ROOT, main.py would shadow build/mpy/main.mpy.
+def import_heap(modules, prelude="", env=None):
+    code = prelude + (
+        "import gc\ngc.collect()\na = gc.mem_alloc()\nimport %s\ngc.collect()\n"
+        "print(gc.mem_alloc() - a)\n" % modules
+    )
+    scratch = tempfile.mkdtemp(prefix="st87-code-")
+    try:
+        proc = subprocess.run(
+            [MPY, "-X", "heapsize=" + BIG_HEAP, "-c", code],
+            env=env or mpy_env(),
+            capture_output=True,
+            timeout=60,
+            cwd=scratch,
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return int(proc.stdout) if proc.returncode == 0 else None
+
+
 # --- the same code on a 32-bit MicroPython -------------------------------------------------
 
 # The webassembly port from npm, installed into build/wasm on first use. The unix port here is
@@ -164,22 +186,7 @@ WASM_MODULES = "main, st87.tls"
 # gc.mem_alloc() delta of importing modules (a "main, st87.tls" string) from build/mpy on the
 # 64-bit unix port and on the 32-bit webassembly port: (unix, wasm32, why wasm32 is missing).
 def code_heap_by_word_size(modules):
-    code = (
-        "import gc; gc.collect(); a = gc.mem_alloc(); import %s; gc.collect(); "
-        "print(gc.mem_alloc() - a)" % modules
-    )
-    scratch = tempfile.mkdtemp(prefix="st87-code-")
-    try:
-        proc = subprocess.run(
-            [MPY, "-X", "heapsize=" + BIG_HEAP, "-c", code],
-            env=mpy_env(),
-            capture_output=True,
-            timeout=60,
-            cwd=scratch,  # not ROOT, whose main.py would shadow main.mpy
-        )
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    unix = int(proc.stdout) if proc.returncode == 0 else None
+    unix = import_heap(modules)
     node, npm = shutil.which("node"), shutil.which("npm")
     if not node or not npm:
         return unix, None, "node and npm are needed"
@@ -242,22 +249,8 @@ def romfs_image():
 
 # gc.mem_alloc() delta of importing modules from the mounted image (the image not counted).
 def romfs_code_heap(modules):
-    code = ROMFS_MOUNT % (ROMFS_IMAGE, ROMFS_IMAGE) + (
-        "import gc\ngc.collect()\na = gc.mem_alloc()\nimport %s\ngc.collect()\n"
-        "print(gc.mem_alloc() - a)\n" % modules
-    )
-    scratch = tempfile.mkdtemp(prefix="st87-code-")
-    try:
-        proc = subprocess.run(
-            [MPY, "-X", "heapsize=" + BIG_HEAP, "-c", code],
-            env=dict(os.environ, MICROPYPATH=""),
-            capture_output=True,
-            timeout=60,
-            cwd=scratch,
-        )
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return int(proc.stdout) if proc.returncode == 0 else None
+    mount = ROMFS_MOUNT % (ROMFS_IMAGE, ROMFS_IMAGE)
+    return import_heap(modules, mount, dict(os.environ, MICROPYPATH=""))
 
 
 class Flows:
@@ -344,18 +337,7 @@ class Flows:
     # The heap the flow's code takes (bytes): gc.mem_alloc() before and after importing the
     # modules the flow loads, in a big heap.
     def code_heap(self, flow):
-        code = (
-            "import gc; gc.collect(); a = gc.mem_alloc(); import %s; gc.collect(); "
-            "print(gc.mem_alloc() - a)" % FLOW_MODULES[flow]
-        )
-        proc = subprocess.run(
-            [MPY, "-X", "heapsize=" + BIG_HEAP, "-c", code],
-            env=mpy_env(),
-            capture_output=True,
-            timeout=60,
-            cwd=self.work,
-        )
-        return int(proc.stdout) if proc.returncode == 0 else None
+        return import_heap(FLOW_MODULES[flow])
 
     # The PSK session's live heap at its fullest (bytes), sampled at every AT line.
     def live_peak(self):
@@ -432,9 +414,9 @@ def main(argv):
             mtls = flows.smallest("mtls")
         # The PSK flow again with the package in ROMFS: the smallest heap less the image's
         # whole KiB (the image stands for flash; what it rounds up to stays counted).
-        image = None if smoke else romfs_image()
+        image = romfs_image()
         psk_rom = None
-        if image is not None:
+        if image is not None and not smoke:
             with_image = flows.smallest("psk", lo=image // 1024, hi=image // 1024 + 64, romfs=True)
             psk_rom = None if with_image is None else with_image - image // 1024
         runs = flows.runs

@@ -35,6 +35,8 @@ def test_bench_smoke():
     assert "min_heap_psk=256" in lines[-1] and "min_heap_mtls=256" in lines[-1], lines[-1]
     for item in ("1. parse", "2. heap", "3. smallest heap", "4. UART bytes", "5. .mpy"):
         assert any(ln.startswith("| " + item) for ln in lines), item
+    # The ROMFS image was built and the package imported from it.
+    assert re.search(r"from ROMFS, KiB +\| \d+\.\d", out), out
     with open(os.path.join(ROOT, "build", "bench-smoke.md")) as f:
         doc = f.read()
     assert "MicroPython: " in doc and lines[-1] in doc
