@@ -153,9 +153,9 @@ class Channel:
         self._name = b""
         self._redacted = None
 
-    # Register handler(buf, start, end) for lines that start with prefix (bytes). The handler
-    # runs inside whatever command is waiting; it must not send commands, and buf[start:end]
-    # is only valid during the call.
+    # Register handler(buf, start, end) for lines that start with prefix (bytes: "+" or "#"
+    # and at least one more byte, e.g. b"#IPRECV:"). The handler runs inside whatever command
+    # is waiting; it must not send commands, and buf[start:end] is only valid during the call.
     def on(self, prefix, handler):
         self._urcs.setdefault(prefix[1], []).append((prefix, handler))
 
