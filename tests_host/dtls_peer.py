@@ -18,14 +18,13 @@
 # datagrams the handshake took, what the client offered (suites, a Connection ID).
 #
 # NOTE: python-mbedtls 2.10 binds neither mbed TLS's session cache nor the "no client
-# certificate request" mode; _MbedtlsConf reaches both through the mbed TLS library that
-# python-mbedtls itself loaded (see there). The same bridge gives a python-mbedtls client
-# session resumption (save_session / resume_session), which it also lacks.
+# certificate request" mode; _MbedtlsConf reaches both through st87sim.mbedtls_link. A
+# python-mbedtls client gets session resumption (save_session / resume_session), which it also
+# lacks, from the emulator's own (st87sim.sessions).
 
 import ctypes
 import dataclasses
 import gc
-import os
 import select
 import socket
 import struct
@@ -33,6 +32,9 @@ import threading
 
 from mbedtls import exceptions as mbedtls_errors
 from mbedtls import pk, tls, x509
+
+from st87sim import sessions
+from st87sim.mbedtls_link import context_offsets, libraries
 
 # DTLS record content types and handshake message types (RFC 6347, RFC 5246).
 _HANDSHAKE = 22
@@ -425,23 +427,6 @@ def _datagrams(data, mtu):
 # --- what python-mbedtls does not bind ---
 
 
-def _mbedtls_libraries():
-    # The copies python-mbedtls loaded: calls must reach the same library instance, whose
-    # functions the configuration already points at.
-    found = {}
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            path = line.split()[-1]
-            for name in ("libmbedtls", "libmbedcrypto"):
-                if os.path.basename(path).startswith(name + "-") or (
-                    os.path.basename(path).startswith(name + ".so")
-                ):
-                    found.setdefault(name, path)
-    if len(found) != 2:
-        raise RuntimeError("the mbed TLS libraries of python-mbedtls are not loaded")
-    return ctypes.CDLL(found["libmbedtls"]), ctypes.CDLL(found["libmbedcrypto"])
-
-
 _P = ctypes.c_void_p
 # More than mbed TLS 2.28's sizeof() of each structure; only mbed TLS touches their insides.
 _SCRATCH = 4096
@@ -453,12 +438,8 @@ _SCRATCH = 4096
 # offset mbed TLS itself writes it to, as learnt on a scratch configuration), read only
 # inside that object's own memory. Every call after that goes through mbed TLS's API.
 class _MbedtlsConf:
-    _libs = None
-
     def __init__(self, context):
-        if _MbedtlsConf._libs is None:
-            _MbedtlsConf._libs = _mbedtls_libraries()
-        self.ssl, self.crypto = _MbedtlsConf._libs
+        self.ssl, self.crypto = libraries()
         for name, args in (
             ("mbedtls_ssl_config_init", [_P]),
             ("mbedtls_ssl_conf_rng", [_P, _P, _P]),
@@ -466,14 +447,8 @@ class _MbedtlsConf:
             ("mbedtls_ssl_conf_session_cache", [_P, _P, _P, _P]),
             ("mbedtls_ssl_cache_init", [_P]),
             ("mbedtls_ssl_cache_free", [_P]),
-            ("mbedtls_ssl_session_init", [_P]),
-            ("mbedtls_ssl_session_free", [_P]),
-            ("mbedtls_ssl_get_session", [_P, _P]),
-            ("mbedtls_ssl_set_session", [_P, _P]),
         ):
             getattr(self.ssl, name).argtypes = args
-        self.ssl.mbedtls_ssl_get_session.restype = ctypes.c_int
-        self.ssl.mbedtls_ssl_set_session.restype = ctypes.c_int
         self.context = context
         self.address = self._find(context)
         # Cross-check: the mbed TLS context of a buffer points at exactly this configuration.
@@ -526,14 +501,7 @@ class _MbedtlsConf:
     # its configuration pointer, which points at ours, and the int handshake state, which
     # python-mbedtls shows.
     def ssl_context(self, buffer):
-        size = type(buffer).__basicsize__
-        raw = ctypes.string_at(id(buffer), size)
-        state = buffer._handshake_state.value
-        hits = [
-            k
-            for k in range(0, size - 11, 8)
-            if struct.unpack_from("<Qi", raw, k) == (self.address, state)
-        ]
+        hits = context_offsets(buffer, lambda ptr: ptr == self.address)
         if len(hits) != 1:
             raise RuntimeError("cannot find the mbed TLS context of this buffer")
         return id(buffer) + hits[0]
@@ -562,25 +530,12 @@ class _Cache:
             self._mem = None
 
 
-# A client session that can be resumed: save_session(buffer) after the handshake,
-# resume_session(new_buffer, session) before the next one (same ClientContext or not).
-class Session:
-    def __init__(self, lib):
-        self._lib = lib
-        self._mem = ctypes.create_string_buffer(_SCRATCH)
-        self.address = ctypes.addressof(self._mem)
-        lib.mbedtls_ssl_session_init(self.address)
-
-    def __del__(self):
-        if getattr(self, "_mem", None) is not None:
-            self._lib.mbedtls_ssl_session_free(self.address)
-            self._mem = None
-
-
+# Client-side resumption for a python-mbedtls client: save_session(buffer) after the
+# handshake gives the session (bytes, it holds the master secret: tests only), and
+# resume_session(new_buffer, session) offers it before the next handshake.
 def save_session(buffer):
-    conf = _MbedtlsConf(buffer.context)
-    session = Session(conf.ssl)
-    if conf.ssl.mbedtls_ssl_get_session(conf.ssl_context(buffer), session.address) != 0:
+    session = sessions.save(buffer)
+    if session is None:
         raise RuntimeError("mbed TLS has no session to save (handshake not over?)")
     return session
 
@@ -588,6 +543,5 @@ def save_session(buffer):
 def resume_session(buffer, session):
     if buffer._handshake_state is not tls.HandshakeStep.HELLO_REQUEST:
         raise RuntimeError("resume_session() must come before the handshake")
-    conf = _MbedtlsConf(buffer.context)
-    if conf.ssl.mbedtls_ssl_set_session(conf.ssl_context(buffer), session.address) != 0:
+    if not sessions.offer(buffer, session):
         raise RuntimeError("mbed TLS refused the session")

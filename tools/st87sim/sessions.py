@@ -5,13 +5,11 @@
 # NOTE: python-mbedtls 2.10.1 has no session API: its TLSSession class has no methods and
 # nothing calls mbedtls_ssl_get_session/set_session (Synss/python-mbedtls issue #48, open).
 # The mbed TLS 2.28 library it bundles does export them, with mbedtls_ssl_session_save/load.
-# So this file calls them through ctypes on the very library the extension loaded, with the
-# address of the mbedtls_ssl_context inside the extension's buffer object. That address is
-# found, not assumed: the context starts with a pointer to its mbedtls_ssl_config (which lives
-# inside the configuration object the context holds) followed by the int handshake state
-# (which Python can read). Exactly one place in the buffer object must match both after a
-# handshake, or resumption is switched off for the process; nothing is ever dereferenced
-# before that check.
+# So this file calls them through mbedtls_link, on the very library the extension loaded,
+# with the address of the mbedtls_ssl_context inside the extension's buffer object: its
+# configuration pointer must point inside the configuration object the context holds.
+# Exactly one place in the buffer object must match after a handshake, or resumption is
+# switched off for the process; nothing is ever dereferenced before that check.
 #
 # Sessions live in RAM, with the Module (they survive AT#RESET and power_cycle, as sessions
 # kept in the ITS would), and never in the committed credential file: they hold the master
@@ -22,8 +20,9 @@
 import ctypes
 import gc
 import logging
-import struct
 import threading
+
+from .mbedtls_link import context_offsets, libraries
 
 log = logging.getLogger("st87sim.engine")
 
@@ -56,23 +55,16 @@ class _Bridge:
         conf = _configuration(buf)
         if conf is None:
             return None
-        size = type(buf).__basicsize__
-        raw = ctypes.string_at(id(buf), size)
         lo, hi = id(conf), id(conf) + type(conf).__basicsize__
-
-        def fits(off):
-            ptr, state = struct.unpack_from("@Pi", raw, off)
-            return lo <= ptr < hi and state == buf._handshake_state.value
-
+        found = context_offsets(buf, lambda ptr: lo <= ptr < hi)
         if self.offset is None:
             if not after_handshake:
                 return None  # state 0 before a handshake is too weak a check
-            found = [off for off in range(16, size - 12, 8) if fits(off)]
             if len(found) != 1:
                 log.info("session resumption off: no unique mbed TLS context (%s)", found)
                 return None
             self.offset = found[0]
-        elif not fits(self.offset):
+        elif self.offset not in found:
             return None
         return id(buf) + self.offset
 
@@ -92,30 +84,11 @@ def _get_bridge():
     with _lock:
         if _bridge is None:
             _bridge = False
-            path = _loaded_libmbedtls()
-            if path is None:
-                log.info("session resumption off: libmbedtls not found among loaded libraries")
-            else:
-                try:
-                    _bridge = _Bridge(ctypes.CDLL(path))
-                except (OSError, AttributeError) as exc:
-                    log.info("session resumption off: %s", exc)
+            try:
+                _bridge = _Bridge(libraries()[0])
+            except (RuntimeError, OSError, AttributeError) as exc:
+                log.info("session resumption off: %s", exc)
         return _bridge or None
-
-
-# The libmbedtls file the python-mbedtls extension really loaded (Linux).
-def _loaded_libmbedtls():
-    import mbedtls.tls  # noqa: F401  (loads the extension and its libraries)
-
-    try:
-        with open("/proc/self/maps") as maps:
-            for line in maps:
-                path = line.split()[-1]
-                if "/libmbedtls" in path and ".so" in path:
-                    return path
-    except OSError:
-        pass
-    return None
 
 
 # use(lib, ssl, session) with buf's mbedtls_ssl_context (after or before its handshake) and
