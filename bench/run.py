@@ -398,7 +398,7 @@ def main(argv):
     )
 
     parse = run_mpy(
-        [os.path.join(BENCH, "bench_parse.py")] + (["1", "1"] if smoke else ["5", "4"])
+        [os.path.join(BENCH, "bench_parse.py")] + (["1", "1"] if smoke else ["9", "4"])
     )
     cycle = run_mpy([os.path.join(BENCH, "bench_cycle.py"), "20" if smoke else "1000"], heap="32M")
     wire = run_mpy([os.path.join(BENCH, "bench_wire.py"), VECTORS])
