@@ -243,7 +243,10 @@ class SslLink:
                 pass
 
     def describe(self):
-        return f"{self._obj.version()} {self._obj.cipher()[0]}"
+        # From the cipher, not version(): that is None while OpenSSL handles a post-handshake
+        # message (a TLS 1.3 NewSessionTicket) on the reader thread.
+        name, version, _ = self._obj.cipher()
+        return f"{version} {name}"
 
     def _flush(self, tally=None):
         pending = self._out.read()
