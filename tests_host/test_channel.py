@@ -163,6 +163,32 @@ def test_the_frame_buffer_is_lent_to_one_socket_at_a_time():
     assert modem._frame is lent and not uart.steps
 
 
+def test_without_a_frame_buffer_up_front_one_is_made_only_for_a_large_frame():
+    small, large = b"s" * 20, b"L" * 100
+    modem, uart = started(
+        [
+            (b"AT#SOCKETCREATE=5,0,TCP,0,60,60,1\r", reply(b"#SOCKETCREATE: 0")),
+            (b"AT#TCPCONNECT=5,0,h,1\r", OK + reply(b"#IPRECV: 5,0", final=None)),
+            (
+                b"AT#IPREAD=5,0\r",
+                b"\r\n#IPREAD: 5,0,20\r\n" + small + b"\r\n#IPRECV: 5,0\r\nOK\r\n",
+            ),
+            (b"AT#IPREAD=5,0\r", b"\r\n#IPREAD: 5,0,100\r\n" + large + b"\r\nOK\r\n"),
+        ],
+        frame_buf=False,
+    )
+    assert modem._frame is None
+    sock = modem.socket(st87.TCP)
+    sock.connect(("h", 1))
+    assert sock.recv(40) == small
+    assert sock._spill is None  # the frame fitted: nothing was made
+
+    # A frame larger than the buffer: the rest waits in a spill buffer made for it.
+    assert sock.recv(40) == large[:40]
+    assert sock._spill is not None and len(sock._spill) >= 60
+    assert sock.recv(100) == large[40:] and not uart.steps
+
+
 def test_missing_reply_times_out_then_resyncs_cleanly():
     modem, uart = started([(b"AT+CGSN\r", b"")])
     with pytest.raises(st87.ATTimeout):

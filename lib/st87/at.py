@@ -328,7 +328,9 @@ class Channel:
     #   lines:   a list to append information lines (bytes) to, or None to drop them.
     #   dest, spill: memoryviews: the information line carries a payload length as
     #            its last field and is followed by that many raw bytes, which fill dest, then
-    #            spill. Returns the payload length (else 0).
+    #            spill. Returns the payload length (else 0). spill may instead be a function
+    #            spill(k) returning a memoryview of at least k bytes, called only for a frame
+    #            larger than dest.
     # Raises ATError on ERROR/+CME ERROR, ATTimeout at the deadline (and marks the channel for
     # resync), ModemRebooted when a boot URC arrives instead.
     def _final(self, deadline, prefix, lines=None, dest=None, spill=None):
@@ -406,11 +408,13 @@ class Channel:
             return 0
         self._tl(RX, s, e)
         a = min(n, len(dest))
-        room = 0 if spill is None else len(spill)
-        if n > a + room:
-            # Never truncate silently: consume the frame, then fail.
-            self.dirty = True
-            raise ModemError("frame of {} bytes exceeds the receive buffers".format(n))
+        if n > a:
+            if spill is not None and not isinstance(spill, memoryview):
+                spill = spill(n - a)  # a provider: the spill buffer is made only when needed
+            if spill is None or n > a + len(spill):
+                # Never truncate silently: consume the frame, then fail.
+                self.dirty = True
+                raise ModemError("frame of {} bytes exceeds the receive buffers".format(n))
         if not self._read_exact(dest, a, deadline) or (
             n > a and not self._read_exact(spill, n - a, deadline)
         ):

@@ -41,8 +41,9 @@ class Modem:
     # sec_ids:   (first, last) security profile ids the firmware accepts.
     # idle_probe_ms: after this long without a command, probe before the next one, because a
     #            module that went to sleep loses the first command (None: sleep is off).
-    # frame_buf: make the sockets' frame-sized receive buffer now (see _frame_buffer); False
-    #            for a modem that only provisions and opens no socket.
+    # frame_buf: make the sockets' frame-sized receive buffer now (see _frame_buffer). False
+    #            makes it only when a TCP frame larger than the caller's buffer first comes:
+    #            1.5 KB saved where replies are short, or for a modem that only provisions.
     def __init__(
         self,
         uart,

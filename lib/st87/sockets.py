@@ -91,6 +91,8 @@ class Socket:
         self._spill_at = 0
         self._spill_end = 0
         self._dest_obj = None  # the caller's last buffer and its memoryview, reused
+        self._need = 0  # spill bytes the caller's current buffer may leave over
+        self._spill_maker = self._make_spill  # bound once: passed to the channel per read
         self._dest = None
         self._send_n = -1
         self._send_cmd = None
@@ -252,7 +254,8 @@ class Socket:
 
         # A datagram that might not fit goes to the spill buffer whole, so it stays whole; of
         # a TCP frame, only what does not fit dest goes there (no spill buffer when dest takes
-        # any frame). The modem lends the buffer (see Modem._frame_buffer).
+        # any frame). The modem lends the buffer (see Modem._frame_buffer); a modem that made
+        # none up front (frame_buf=False) has a TCP socket make it when a frame needs it.
         small = self.proto == UDP and len(dest) < FRAME_MAX
         need = FRAME_MAX if small else FRAME_MAX - len(dest)
         spill = self._spill
@@ -260,7 +263,11 @@ class Socket:
             spill = None
         elif spill is None or len(spill) < need:
             self._spill = None  # the old one can be collected for the new one
-            spill = self._spill = self._modem._frame_buffer(need)
+            if small or self._modem._frame is not None:
+                spill = self._spill = self._modem._frame_buffer(need)
+            else:
+                self._need = need
+                spill = self._spill_maker
 
         deadline = None if self._timeout_ms is None else ticks_add(ticks_ms(), self._timeout_ms)
         while True:
@@ -291,6 +298,12 @@ class Socket:
                 self._spill_end = n - len(dest)
                 return len(dest)
             return n
+
+    # The spill buffer, made by the channel's call when a frame is larger than the caller's
+    # buffer (see readinto): room for the largest frame that buffer may leave over.
+    def _make_spill(self, k):
+        self._spill = self._modem._frame_buffer(max(k, self._need))
+        return self._spill
 
     def _take_datagram(self, dest):
         n = self._spill_end
