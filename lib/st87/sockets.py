@@ -91,8 +91,9 @@ class Socket:
         self._spill_at = 0
         self._spill_end = 0
         self._dest_obj = None  # the caller's last buffer and its memoryview, reused
-        self._need = 0  # spill bytes the caller's current buffer may leave over
-        self._spill_maker = self._make_spill  # bound once: passed to the channel per read
+        # Bound once, as an instance attribute of the same name: passing it to the channel on
+        # every read then allocates nothing.
+        self._frame_buffer = self._frame_buffer
         self._dest = None
         self._send_n = -1
         self._send_cmd = None
@@ -266,8 +267,7 @@ class Socket:
             if small or self._modem._frame is not None:
                 spill = self._spill = self._modem._frame_buffer(need)
             else:
-                self._need = need
-                spill = self._spill_maker
+                spill = self._frame_buffer
 
         deadline = None if self._timeout_ms is None else ticks_add(ticks_ms(), self._timeout_ms)
         while True:
@@ -300,9 +300,10 @@ class Socket:
             return n
 
     # The spill buffer, made by the channel's call when a frame is larger than the caller's
-    # buffer (see readinto): room for the largest frame that buffer may leave over.
-    def _make_spill(self, k):
-        self._spill = self._modem._frame_buffer(max(k, self._need))
+    # buffer (see readinto): room for this frame's k bytes, and for the largest frame that
+    # buffer may leave over.
+    def _frame_buffer(self, k):
+        self._spill = self._modem._frame_buffer(max(k, FRAME_MAX - len(self._dest)))
         return self._spill
 
     def _take_datagram(self, dest):
