@@ -3,6 +3,9 @@
 # channel and into the naive driver, in the same run. Bytes per second of each (best of
 # several rounds, time.ticks_us) and their ratio. Prints one JSON line.
 #   micropython bench_parse.py [rounds] [repeat]
+# With --only, one pass of one part and nothing printed, for counting its instructions under
+# valgrind (bench/run.py subtracts a run with "none", which sets up the same and parses nothing):
+#   micropython bench_parse.py --only st87|naive|fake-into|fake-read|none [repeat]
 
 import json
 import sys
@@ -150,8 +153,10 @@ def timed(go, uart, repeat):
 
 
 def main():
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    repeat = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+    only = sys.argv[2] if len(sys.argv) > 2 and sys.argv[1] == "--only" else None
+    args = sys.argv[3:] if only else sys.argv[1:]
+    rounds = 1 if only else int(args[0]) if args else 5
+    repeat = int(args[-1]) if only and args else int(args[1]) if len(args) > 1 else 4
     rec = recording()
     segments = [r for _, _, r in rec] * repeat
     rec = rec * repeat
@@ -170,6 +175,13 @@ def main():
     go3 = run_fake(rec, u3, False)
     u4 = Replay(segments, 64)
     go4 = run_fake(rec, u4, True)
+
+    if only:
+        parts = {"st87": (go1, u1), "naive": (go2, u2), "fake-into": (go3, u3)}
+        parts["fake-read"] = (go4, u4)
+        if only != "none":
+            timed(parts[only][0], parts[only][1], 1)
+        return
 
     best = [None] * 4
     for _ in range(rounds):  # interleaved, so all see the same machine state

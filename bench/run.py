@@ -103,6 +103,35 @@ def run_mpy(args, heap=BIG_HEAP, timeout=120):
     return json.loads(out.strip().splitlines()[-1])
 
 
+# --- parse work counted in instructions ----------------------------------------------------------
+
+
+# Machine instructions (valgrind's callgrind) of one pass of the parse stream by each part:
+# {"st87": n, "naive": n, "fake-into": n, "fake-read": n}, each less a run that sets up the same
+# and parses nothing. Unlike times, these counts are the same on every run. None without
+# valgrind.
+def parse_instructions():
+    valgrind = shutil.which("valgrind")
+    if not valgrind:
+        return None
+    counts = {}
+    for part in ("none", "fake-into", "fake-read", "st87", "naive"):
+        proc = subprocess.run(
+            [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", MPY]
+            + ["-X", "heapsize=" + BIG_HEAP, os.path.join(BENCH, "bench_parse.py")]
+            + ["--only", part, "4"],
+            env=mpy_env(),
+            capture_output=True,
+            timeout=300,
+        )
+        m = re.search(rb"Collected : (\d+)", proc.stderr)
+        if proc.returncode != 0 or not m:
+            return None
+        counts[part] = int(m.group(1))
+    base = counts.pop("none")
+    return {part: n - base for part, n in counts.items()}
+
+
 # --- the two flows against the emulator ---------------------------------------------------
 
 
@@ -400,6 +429,7 @@ def main(argv):
     parse = run_mpy(
         [os.path.join(BENCH, "bench_parse.py")] + (["1", "1"] if smoke else ["9", "4"])
     )
+    instr = None if smoke else parse_instructions()
     cycle = run_mpy([os.path.join(BENCH, "bench_cycle.py"), "20" if smoke else "1000"], heap="32M")
     wire = run_mpy([os.path.join(BENCH, "bench_wire.py"), VECTORS])
 
@@ -454,6 +484,18 @@ def main(argv):
             verdict("parse_ratio", parse["ratio"]),
         ),
         ("   parse ratio, drivers' own time", "%.2f" % parse["own_ratio"], "", "(no target)"),
+        (
+            "   parse ratio in instructions (own)",
+            "not measured"
+            if instr is None
+            else "%.2f (%.2f)"
+            % (
+                instr["naive"] / instr["st87"],
+                (instr["naive"] - instr["fake-read"]) / (instr["st87"] - instr["fake-into"]),
+            ),
+            "" if instr is None else "%.1fM / %.1fM" % (instr["st87"] / 1e6, instr["naive"] / 1e6),
+            "(no target)",
+        ),
         (
             "2. heap per send+recv cycle, bytes",
             "%d" % heap,
@@ -517,7 +559,9 @@ def main(argv):
         "918-digit hex lines), 64-byte UART chunks, best of %d rounds, fake UART time included."
         " Own time: each driver's run less the fake UART serving the same calls alone (%d us"
         " of st87's %d us, %d us of the naive's %d us); a hardware UART's readinto is C, the"
-        " fake's is Python."
+        " fake's is Python. Instructions: valgrind's callgrind count for one pass by each"
+        " driver (st87 / naive in the reference column), less a run that parses nothing; the"
+        " same on every run, where the times swing with the machine and the collector."
         % (
             parse["stream_bytes"],
             parse["rounds"],
