@@ -108,8 +108,8 @@ def run_mpy(args, heap=BIG_HEAP, timeout=120):
 
 # Machine instructions (valgrind's callgrind) of one pass of the parse stream by each part:
 # {"st87": n, "naive": n, "fake-into": n, "fake-read": n}, each less a run that sets up the same
-# and parses nothing. Unlike times, these counts are the same on every run. None without
-# valgrind.
+# and parses nothing. Unlike times, these counts repeat to within about half a percent. None
+# without valgrind.
 def parse_instructions():
     valgrind = shutil.which("valgrind")
     if not valgrind:
@@ -560,8 +560,8 @@ def main(argv):
         " Own time: each driver's run less the fake UART serving the same calls alone (%d us"
         " of st87's %d us, %d us of the naive's %d us); a hardware UART's readinto is C, the"
         " fake's is Python. Instructions: valgrind's callgrind count for one pass by each"
-        " driver (st87 / naive in the reference column), less a run that parses nothing; the"
-        " same on every run, where the times swing with the machine and the collector."
+        " driver (st87 / naive in the reference column), less a run that parses nothing; they"
+        " repeat to within about half a percent, where the times swing with the machine."
         % (
             parse["stream_bytes"],
             parse["rounds"],
