@@ -93,13 +93,16 @@ def run_st87(rec, uart, counts, dest, spill):
         ch.on(prefix, on_urc)
     reads = {}
 
+    def spill_for(k):
+        return spill
+
     def go():
         for kind, cmd, _ in rec:
             if kind == "read":
                 c = reads.get(cmd)
                 if c is None:
                     c = reads[cmd] = cmd + b"\r"
-                if ch.transact(c, b"AT#IPREAD", b"#IPREAD:", 5000, dest, spill):
+                if ch.transact(c, b"AT#IPREAD", b"#IPREAD:", 5000, dest, spill_for):
                     counts.frames += 1
             else:
                 counts.lines += len(ch.command(cmd, 5000))

@@ -280,7 +280,7 @@ def test_any_chunking_gives_the_same_result(sizes):
     ch.on(b"#IPRECV:", lambda buf, s, e: urcs.append(bytes(buf[s:e])))
     ch.on(b"+CEREG:", lambda buf, s, e: urcs.append(bytes(buf[s:e])))
     dest = memoryview(bytearray(80))
-    n = ch.transact(b"AT#IPREAD=5,0\r", b"AT#IPREAD", b"#IPREAD:", 1000, dest, dest[70:])
+    n = ch.transact(b"AT#IPREAD=5,0\r", b"AT#IPREAD", b"#IPREAD:", 1000, dest, lambda k: dest[70:])
     ch.poll(20)
     assert n == 63 and bytes(dest[:63]) == payload
     assert urcs == [b"#IPRECV: 5,0", b"+CEREG: 1"]

@@ -298,8 +298,8 @@ class Channel:
         if e - s > 1:
             for prefix, handler in self._urcs.get(buf[s + 1], ()):
                 if buf.startswith(prefix, s):
-                    if self.trace:
-                        self.trace(RX, bytes(self._mv[s:e]))
+                    if self.trace:  # checked here: no call per line when not tracing
+                        self._tl(RX, s, e)
                     handler(buf, s, e)
                     return
         self.dropped += 1
@@ -326,11 +326,11 @@ class Channel:
     # Wait for the final result of the command just written.
     #   prefix:  bytes like b"#IPREAD:" that mark the command's information lines.
     #   lines:   a list to append information lines (bytes) to, or None to drop them.
-    #   dest, spill: memoryviews: the information line carries a payload length as
-    #            its last field and is followed by that many raw bytes, which fill dest, then
-    #            spill. Returns the payload length (else 0). spill may instead be a function
-    #            spill(k) returning a memoryview of at least k bytes, called only for a frame
-    #            larger than dest.
+    #   dest, spill: the information line carries a payload length as its last field and
+    #            is followed by that many raw bytes, which fill dest (a memoryview), then what
+    #            spill(k) returns: a memoryview of at least k bytes, asked for only when a
+    #            frame is larger than dest (so the buffer is made only then). Returns the
+    #            payload length (else 0).
     # Raises ATError on ERROR/+CME ERROR, ATTimeout at the deadline (and marks the channel for
     # resync), ModemRebooted when a boot URC arrives instead.
     def _final(self, deadline, prefix, lines=None, dest=None, spill=None):
@@ -359,8 +359,8 @@ class Channel:
                     if dest is not None:
                         got = self._frame(s, e, dest, spill, deadline)
                         continue
-                    if self.trace:
-                        self.trace(RX, bytes(self._mv[s:e]))
+                    if self.trace:  # checked here: no call per line when not tracing
+                        self._tl(RX, s, e)
                     if lines is not None:
                         lines.append(bytes(self._mv[s:e]))
                     continue
@@ -381,7 +381,7 @@ class Channel:
             # information line ("#TLSKEYADD: ..." then the public key).
             if lines is not None:
                 if self.trace:
-                    self.trace(RX, bytes(self._mv[s:e]))
+                    self._tl(RX, s, e)
                 lines.append(bytes(self._mv[s:e]))
             else:
                 self.dropped += 1
@@ -395,8 +395,8 @@ class Channel:
             buf = self._buf
             for i in range(s, e):
                 buf[i] = 0
-        elif self.trace:
-            self.trace(RX, bytes(self._mv[s:e]))
+        else:
+            self._tl(RX, s, e)
 
     # Copy the payload announced by the information line buf[s:e] into dest, then spill.
     def _frame(self, s, e, dest, spill, deadline):
@@ -409,8 +409,8 @@ class Channel:
         self._tl(RX, s, e)
         a = min(n, len(dest))
         if n > a:
-            if spill is not None and not isinstance(spill, memoryview):
-                spill = spill(n - a)  # a provider: the spill buffer is made only when needed
+            if spill is not None:
+                spill = spill(n - a)
             if spill is None or n > a + len(spill):
                 # Never truncate silently: consume the frame, then fail.
                 self.dirty = True

@@ -87,7 +87,7 @@ class Socket:
             )
         )
         self._io_ms = (send_timeout + 5) * 1000
-        self._spill = None  # allocated by the first read that may need it (readinto)
+        self._spill = None  # made for the first frame larger than a caller's buffer
         self._spill_at = 0
         self._spill_end = 0
         self._dest_obj = None  # the caller's last buffer and its memoryview, reused
@@ -253,21 +253,14 @@ class Socket:
                 return 0
             raise ModemError("socket not connected")
 
-        # A datagram that might not fit goes to the spill buffer whole, so it stays whole; of
-        # a TCP frame, only what does not fit dest goes there (no spill buffer when dest takes
-        # any frame). The modem lends the buffer (see Modem._frame_buffer); a modem that made
-        # none up front (frame_buf=False) has a TCP socket make it when a frame needs it.
+        # A datagram that might not fit goes to the spill buffer whole, so it stays whole (and
+        # one larger than dest is never split); of a TCP frame, only what does not fit dest
+        # goes there, and the spill buffer is asked for (_frame_buffer) only then.
         small = self.proto == UDP and len(dest) < FRAME_MAX
-        need = FRAME_MAX if small else FRAME_MAX - len(dest)
-        spill = self._spill
-        if need <= 0:
-            spill = None
-        elif spill is None or len(spill) < need:
-            self._spill = None  # the old one can be collected for the new one
-            if small or self._modem._frame is not None:
-                spill = self._spill = self._modem._frame_buffer(need)
-            else:
-                spill = self._frame_buffer
+        if small:
+            into, over = self._frame_buffer(FRAME_MAX), None
+        else:
+            into, over = dest, self._frame_buffer if self.proto == TCP else None
 
         deadline = None if self._timeout_ms is None else ticks_add(ticks_ms(), self._timeout_ms)
         while True:
@@ -278,8 +271,8 @@ class Socket:
                 b"AT#IPREAD",
                 b"#IPREAD:",
                 self._io_ms,
-                spill if small else dest,
-                None if small else spill,
+                into,
+                over,
             )
             if n == 0:
                 # Nothing queued: the announcement count was off (or this was a probe).
@@ -299,12 +292,16 @@ class Socket:
                 return len(dest)
             return n
 
-    # The spill buffer, made by the channel's call when a frame is larger than the caller's
-    # buffer (see readinto): room for this frame's k bytes, and for the largest frame that
+    # The spill buffer, with room for k bytes: the one this socket holds, or one the modem
+    # lends or makes (Modem._frame_buffer), with room too for the largest frame the caller's
     # buffer may leave over.
     def _frame_buffer(self, k):
-        self._spill = self._modem._frame_buffer(max(k, FRAME_MAX - len(self._dest)))
-        return self._spill
+        spill = self._spill
+        if spill is None or len(spill) < k:
+            self._spill = None  # the old one can be collected for the new one
+            spill = self._modem._frame_buffer(max(k, FRAME_MAX - len(self._dest)))
+            self._spill = spill
+        return spill
 
     def _take_datagram(self, dest):
         n = self._spill_end
