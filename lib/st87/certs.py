@@ -7,17 +7,10 @@
 # (their code would take about a third of the heap the PSK session needs). Modem.tls is the
 # interface: add_ca, add_cert, import_key, generate_key, sign_csr, plan.
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-    from .at import const
-
 from . import der
 from .at import field_int
 from .errors import ModemError
 from .tls import Step, _n, _unhex
-
-_WRITE_MS = const(10000)  # as tls's: a write the module may take its time over
 
 
 # The CA, key and client certificate steps of tls.plan(), checked, in the order the module
@@ -87,15 +80,16 @@ def hex_reply(lines, prefix, n, what):
     return None
 
 
-# Have the module sign a CSR with profile sec_id's private key (see TLS.sign_csr).
+# Have the module sign a CSR with profile sec_id's private key (see TLS.sign_csr), waiting
+# up to timeout_ms.
 #   AT#TLSCERTSIGN=0,128,269,<hex> -> "#TLSCERTSIGN: 0,128,<n>" then the CSR in hex
-def sign_csr(modem, sec_id, csr):
+def sign_csr(modem, sec_id, csr, timeout_ms):
     csr = der.to_der(csr, "CSR")
     head = b"AT#TLSCERTSIGN=" + str(sec_id).encode() + b",128," + str(len(csr)).encode()
     head += b","
     if len(head) + 2 * len(csr) > modem.line_cap:
         raise ValueError("CSR line would be over the module's cap")
-    lines = modem.channel.command(head, _WRITE_MS, hexdata=csr)
+    lines = modem.channel.command(head, timeout_ms, hexdata=csr)
     signed = hex_reply(lines, b"#TLSCERTSIGN:", 2, "signed CSR")
     if signed is None:
         raise ModemError("AT#TLSCERTSIGN returned no CSR")

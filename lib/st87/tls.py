@@ -326,7 +326,7 @@ class TLS:
     #   AT#TLSCERTSIGN=0,128,269,<hex> -> "#TLSCERTSIGN: 0,128,<n>" then the CSR in hex
     def sign_csr(self, sec_id, csr):
         self._check_id(sec_id)
-        return _certs().sign_csr(self._m, sec_id, csr)
+        return _certs().sign_csr(self._m, sec_id, csr, _WRITE_MS)
 
     # Delete from profile sec_id: everything (what=None), or one of "psk"/"key" (the key
     # slot), "cert", "ca", "identity". Missing elements are not an error.
