@@ -25,6 +25,22 @@ FINAL = re.compile(rb"\r\n(OK|ERROR|\+CME ERROR(?:: [^\r\n]*)?)\r\n")
 IPREAD = re.compile(rb"\r\n#IPREAD: (\d+),(\d+),(\d+)\r\n")
 
 
+# What the background peers share: `with peer:` stops it at the end.
+class _Peer:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+# Poll done() every 10 ms until it is true or timeout seconds have passed.
+def _until(done, timeout):
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 class Host:
     def __init__(self, uart):
         self.uart = uart
@@ -109,7 +125,7 @@ def booted(profile=FAST, echo=False, **kw):
 
 # A plain TCP peer: echoes what it receives (unless echo=False), can push data to its
 # clients and close them, and records what it received.
-class TcpPeer:
+class TcpPeer(_Peer):
     def __init__(self, echo=True, host="127.0.0.1"):
         self.echo = echo
         self._listener = socket.socket()
@@ -156,16 +172,12 @@ class TcpPeer:
                 client.sendall(data)
 
     def wait_received(self, n, timeout=3):
-        deadline = time.monotonic() + timeout
-        while len(self.received) < n and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _until(lambda: len(self.received) >= n, timeout)
         return bytes(self.received)
 
     # Send to the n-th client; the connect can complete before our accept() returns.
     def push(self, data, client=0, timeout=3):
-        deadline = time.monotonic() + timeout
-        while len(self.clients) <= client and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _until(lambda: len(self.clients) > client, timeout)
         self.clients[client].sendall(data)
 
     def close_clients(self):
@@ -181,12 +193,6 @@ class TcpPeer:
         for thread in self._threads:
             thread.join(timeout=2)
         self._listener.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 # --- certificates (the PKI itself is tests_host/pki.py) ---
@@ -282,7 +288,7 @@ def free_udp_port():
 
 
 # A plain UDP peer on 127.0.0.1: records every datagram and, with echo, sends it back as is.
-class UdpEchoPeer:
+class UdpEchoPeer(_Peer):
     def __init__(self, echo=True):
         self.echo = echo
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -305,21 +311,13 @@ class UdpEchoPeer:
                 self.sock.sendto(data, addr)
 
     def wait_received(self, n, timeout=3):
-        deadline = time.monotonic() + timeout
-        while len(self.received) < n and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _until(lambda: len(self.received) >= n, timeout)
         return [data for data, _ in self.received]
 
     def stop(self):
         self._stop.set()
         self._thread.join(timeout=2)
         self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 # A minimal DTLS 1.2 echo server on python-mbedtls, for the st87-sim DTLS tests: PSK suites
@@ -331,7 +329,7 @@ class UdpEchoPeer:
 #
 # NOTE: python-mbedtls servers keep no session cache, so this peer never resumes a session;
 # the resumption tests use openssl s_server.
-class DtlsEchoPeer:
+class DtlsEchoPeer(_Peer):
     _TICK_S = 0.01  # how often the handshakes' retransmission timers are looked at
 
     def __init__(self, psk=None, cert=None, client_ca=None, echo=True):
@@ -480,24 +478,17 @@ class DtlsEchoPeer:
             del self._clients[addr]
 
     def wait(self, what, n, timeout=3):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def done():
             got = getattr(self, what)
-            if (len(got) if isinstance(got, list) else got) >= n:
-                break
-            time.sleep(0.01)
+            return (len(got) if isinstance(got, list) else got) >= n
+
+        _until(done, timeout)
         return getattr(self, what)
 
     def stop(self):
         self._stop.set()
         self._thread.join(timeout=2)
         self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 # `openssl s_server -dtls1_2` on a free UDP port of 127.0.0.1. Unlike peers.OpenSSLServer its
