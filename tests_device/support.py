@@ -105,6 +105,17 @@ def stop_peer(handle):
 
 
 # The module's open sockets, as listed by AT#SOCKETCREATE?.
+# Read from sock until a whole line came (or the stream ended), in chunks of up to n bytes.
+def recv_line(sock, n=128):
+    got = b""
+    while not got.endswith(b"\n"):
+        chunk = sock.recv(n)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
 def open_sockets(modem):
     return [ln for ln in modem.command("AT#SOCKETCREATE?") if ln.startswith(b"#SOCKETCREATE:")]
 

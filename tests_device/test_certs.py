@@ -32,12 +32,7 @@ class TestCertificates(support.ProfileTest):
             sock.settimeout(10)
             sock.connect(("127.0.0.1", port))
             sock.write(text + b"\n")
-            got = b""
-            while not got.endswith(b"\n"):
-                chunk = sock.recv(128)
-                if not chunk:
-                    break
-                got += chunk
+            got = support.recv_line(sock)
         self.assertEqual(got, bytes(reversed(text)) + b"\n")
         self.assertEqual(support.open_sockets(self.modem), [])
 

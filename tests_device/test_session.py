@@ -46,12 +46,7 @@ class TestSession(unittest.TestCase):
             sock.settimeout(10)
             sock.connect(("127.0.0.1", port))
             sock.write(b"unix port says hello\n")
-            got = b""
-            while not got.endswith(b"\n"):
-                chunk = sock.recv(64)
-                if not chunk:
-                    break
-                got += chunk
+            got = support.recv_line(sock, 64)
         # s_server -rev sends each line back reversed.
         self.assertEqual(got, b"olleh syas trop xinu\n")
         self.assertEqual(support.open_sockets(self.modem), [])
